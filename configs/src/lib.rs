@@ -1,0 +1,1 @@
+//! The appliance config (stub; being written).
