@@ -1,0 +1,1 @@
+//! QEMU command lines (being written).
