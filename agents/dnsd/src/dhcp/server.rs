@@ -1,0 +1,434 @@
+//! The DHCPv4 state machine (RFC 2131 4.3): one request in, at most one reply out.
+//!
+//! [`Server::handle`] is free of sockets so unit tests drive it directly. It holds one
+//! lock over the lease database and the outstanding offers while it decides and
+//! commits, which is what makes "never one address for two clients" hold across the
+//! threads serving different interfaces. The server is authoritative for its subnets:
+//! a REQUEST for an address it cannot give gets a NAK.
+
+use std::net::Ipv4Addr;
+use std::sync::Mutex;
+
+use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
+use ipnet::Ipv4Net;
+
+use super::lease::{Lease, LeaseDb, LeaseError, Mac};
+use super::pool::{Offers, Pool, OFFER_HOLD_SECS};
+use crate::hosts::Hosts;
+
+/// Where a reply goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// 255.255.255.255:68 on the pool's interface (clients without an address).
+    Broadcast,
+    /// The client's current address, port 68 (renewals, INFORM).
+    Unicast(Ipv4Addr),
+    /// A relay agent (`giaddr`), port 67.
+    Relay(Ipv4Addr),
+}
+
+/// A reply and its destination.
+#[derive(Debug)]
+pub struct Reply {
+    /// The message.
+    pub msg: Message,
+    /// Where it goes.
+    pub dest: Dest,
+}
+
+/// Longest quarantine for an address a client declined.
+const DECLINE_SECS: u64 = 3600;
+
+struct State {
+    db: LeaseDb,
+    offers: Offers,
+}
+
+/// The DHCP server for every pool, sharing one lease database.
+pub struct Server {
+    pools: Vec<Pool>,
+    state: Mutex<State>,
+    hosts: Hosts,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("pools", &self.pools)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server for `pools` over `db`; publishes leased host names into `hosts`.
+    pub fn new(pools: Vec<Pool>, db: LeaseDb, hosts: Hosts, now: u64) -> Self {
+        let server = Self {
+            pools,
+            state: Mutex::new(State {
+                db,
+                offers: Offers::new(),
+            }),
+            hosts,
+        };
+        server.publish_all(now);
+        server
+    }
+
+    /// The pools, in the order `handle` indexes them.
+    pub fn pools(&self) -> &[Pool] {
+        &self.pools
+    }
+
+    /// Every lease in the database (for status and tests).
+    pub fn leases(&self) -> Vec<Lease> {
+        let st = self.state.lock().expect("lease lock");
+        st.db.iter().cloned().collect()
+    }
+
+    fn publish_all(&self, now: u64) {
+        let st = self.state.lock().expect("lease lock");
+        for pool in &self.pools {
+            for r in pool.reservations.values() {
+                self.hosts.insert(&r.hostname, r.ip);
+            }
+        }
+        for l in st.db.iter().filter(|l| l.active(now)) {
+            if let Some(h) = &l.hostname {
+                self.hosts.insert(h, l.ip);
+            }
+        }
+    }
+
+    /// Answer `req`, received on pool `pool`'s interface at unix time `now`. Errors
+    /// only when the lease could not be made durable; no ACK is sent then.
+    pub fn handle(
+        &self,
+        pool: usize,
+        req: &Message,
+        now: u64,
+    ) -> Result<Option<Reply>, LeaseError> {
+        let pool = &self.pools[pool];
+        if req.opcode() != Opcode::BootRequest {
+            return Ok(None);
+        }
+        let (Some(mac), Some(kind)) = (Mac::from_chaddr(req.chaddr()), req.opts().msg_type())
+        else {
+            return Ok(None);
+        };
+        let requested = match req.opts().get(OptionCode::RequestedIpAddress) {
+            Some(DhcpOption::RequestedIpAddress(ip)) => Some(*ip),
+            _ => None,
+        };
+        let server_id = match req.opts().get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
+            _ => None,
+        };
+        let mut st = self.state.lock().expect("lease lock");
+        st.offers.retain(|_, (_, until)| *until > now);
+        match kind {
+            MessageType::Discover => {
+                let Some(ip) = pool.choose(&st.db, &st.offers, mac, requested, now) else {
+                    log::warn!(
+                        "{}: no address for {mac}: pool {}-{} exhausted",
+                        pool.segment,
+                        pool.range.start(),
+                        pool.range.end()
+                    );
+                    return Ok(None);
+                };
+                st.offers.insert(ip, (mac, now + OFFER_HOLD_SECS));
+                log::debug!("{}: offer {ip} to {mac}", pool.segment);
+                Ok(Some(reply(pool, req, MessageType::Offer, Some(ip))))
+            }
+            MessageType::Request => {
+                if server_id.is_some_and(|s| s != pool.server_ip) {
+                    // The client chose another server's offer.
+                    st.offers.retain(|_, (m, _)| *m != mac);
+                    return Ok(None);
+                }
+                // SELECTING and INIT-REBOOT name the address in option 50;
+                // RENEWING and REBINDING in ciaddr.
+                let ip = match (requested, req.ciaddr()) {
+                    (Some(ip), _) => ip,
+                    (None, ci) if !ci.is_unspecified() => ci,
+                    _ => return Ok(Some(nak(pool, req))),
+                };
+                let reserved_elsewhere = pool.reservation(mac).is_some_and(|r| r.ip != ip);
+                if reserved_elsewhere || !pool.available(&st.db, &st.offers, mac, ip, now) {
+                    log::info!("{}: NAK {ip} for {mac}", pool.segment);
+                    return Ok(Some(nak(pool, req)));
+                }
+                let previous = st.db.get(ip).cloned();
+                let hostname = pool
+                    .reservation(mac)
+                    .map(|r| r.hostname.clone())
+                    .or_else(|| client_hostname(req))
+                    .or_else(|| previous.as_ref().and_then(|l| l.hostname.clone()));
+                let lease = Lease {
+                    ip,
+                    mac: Some(mac),
+                    expires: now + u64::from(pool.lease_secs),
+                    hostname: hostname.clone(),
+                };
+                st.db.commit(lease)?;
+                st.offers.remove(&ip);
+                if let Some(old) = previous.and_then(|l| l.hostname) {
+                    self.hosts.remove(&old, ip);
+                }
+                if let Some(h) = &hostname {
+                    self.hosts.insert(h, ip);
+                }
+                log::info!(
+                    "{}: ACK {ip} to {mac}{}",
+                    pool.segment,
+                    hostname.map(|h| format!(" ({h})")).unwrap_or_default()
+                );
+                Ok(Some(reply(pool, req, MessageType::Ack, Some(ip))))
+            }
+            MessageType::Decline => {
+                let Some(ip) = requested else { return Ok(None) };
+                let ours = st.db.get(ip).is_some_and(|l| l.mac == Some(mac))
+                    || st.offers.get(&ip).is_some_and(|(m, _)| *m == mac);
+                if ours && pool.subnet.contains(&ip) {
+                    log::warn!(
+                        "{}: {mac} declined {ip}: in use by another host",
+                        pool.segment
+                    );
+                    if let Some(h) = st.db.get(ip).and_then(|l| l.hostname.clone()) {
+                        self.hosts.remove(&h, ip);
+                    }
+                    let quarantine = DECLINE_SECS.min(u64::from(pool.lease_secs));
+                    st.db.commit(Lease {
+                        ip,
+                        mac: None,
+                        expires: now + quarantine,
+                        hostname: None,
+                    })?;
+                    st.offers.remove(&ip);
+                }
+                Ok(None)
+            }
+            MessageType::Release => {
+                let ip = req.ciaddr();
+                if let Some(l) = st.db.get(ip).filter(|l| l.mac == Some(mac)).cloned() {
+                    if let Some(h) = &l.hostname {
+                        self.hosts.remove(h, ip);
+                    }
+                    // Keep the client's claim (it gets the address back next time) but
+                    // end the lease now.
+                    st.db.commit(Lease {
+                        expires: now.min(l.expires),
+                        ..l
+                    })?;
+                    log::info!("{}: {mac} released {ip}", pool.segment);
+                }
+                Ok(None)
+            }
+            MessageType::Inform => Ok(Some(reply(pool, req, MessageType::Ack, None))),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A sanitised first label of option 12: lowercase letters, digits and `-`.
+fn client_hostname(req: &Message) -> Option<String> {
+    let Some(DhcpOption::Hostname(h)) = req.opts().get(OptionCode::Hostname) else {
+        return None;
+    };
+    let label: String = h
+        .split('.')
+        .next()?
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .map(|c| c.to_ascii_lowercase())
+        .take(63)
+        .collect();
+    let label = label.trim_matches('-');
+    (!label.is_empty()).then(|| label.to_owned())
+}
+
+fn base(pool: &Pool, req: &Message, kind: MessageType) -> Message {
+    let mut m = Message::default();
+    m.set_opcode(Opcode::BootReply)
+        .set_htype(req.htype())
+        .set_xid(req.xid())
+        .set_flags(req.flags())
+        .set_giaddr(req.giaddr())
+        .set_chaddr(req.chaddr());
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    m.opts_mut()
+        .insert(DhcpOption::ServerIdentifier(pool.server_ip));
+    m
+}
+
+fn dest(req: &Message, kind: MessageType) -> Dest {
+    if !req.giaddr().is_unspecified() {
+        Dest::Relay(req.giaddr())
+    } else if kind != MessageType::Nak && !req.ciaddr().is_unspecified() {
+        Dest::Unicast(req.ciaddr())
+    } else {
+        Dest::Broadcast
+    }
+}
+
+fn nak(pool: &Pool, req: &Message) -> Reply {
+    Reply {
+        msg: base(pool, req, MessageType::Nak),
+        dest: dest(req, MessageType::Nak),
+    }
+}
+
+/// An OFFER or ACK; `yiaddr` is `None` for the ACK to an INFORM (no lease).
+fn reply(pool: &Pool, req: &Message, kind: MessageType, yiaddr: Option<Ipv4Addr>) -> Reply {
+    let mut m = base(pool, req, kind);
+    m.set_ciaddr(req.ciaddr());
+    let o = m.opts_mut();
+    o.insert(DhcpOption::SubnetMask(pool.subnet.netmask()));
+    o.insert(DhcpOption::BroadcastAddr(pool.subnet.broadcast()));
+    o.insert(DhcpOption::Router(vec![pool.server_ip]));
+    o.insert(DhcpOption::DomainNameServer(vec![pool.server_ip]));
+    o.insert(DhcpOption::DomainName(pool.domain.clone()));
+    if let Some(mtu) = pool.mtu {
+        o.insert(DhcpOption::InterfaceMtu(mtu));
+    }
+    let wants_121 = matches!(
+        req.opts().get(OptionCode::ParameterRequestList),
+        Some(DhcpOption::ParameterRequestList(l)) if l.contains(&OptionCode::ClasslessStaticRoute)
+    );
+    if wants_121 {
+        // RFC 3442: a client that gets option 121 ignores option 3, so the default
+        // route is repeated here.
+        o.insert(DhcpOption::ClasslessStaticRoute(vec![(
+            Ipv4Net::default(),
+            pool.server_ip,
+        )]));
+    }
+    if let Some(ip) = yiaddr {
+        m.set_yiaddr(ip);
+        let secs = pool.lease_secs;
+        let o = m.opts_mut();
+        o.insert(DhcpOption::AddressLeaseTime(secs));
+        o.insert(DhcpOption::Renewal(secs / 2));
+        o.insert(DhcpOption::Rebinding(secs / 8 * 7));
+    }
+    Reply {
+        dest: dest(req, kind),
+        msg: m,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::dhcp::pool::Reservation;
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
+
+    fn server(dir: &std::path::Path) -> Server {
+        let mut reservations = HashMap::new();
+        reservations.insert(
+            Mac([2, 0, 0, 0, 0, 0x99]),
+            Reservation {
+                ip: Ipv4Addr::new(10, 9, 0, 50),
+                hostname: "printer".into(),
+            },
+        );
+        let pool = Pool {
+            segment: "lan".into(),
+            interface: "test0".into(),
+            server_ip: SERVER,
+            subnet: "10.9.0.0/24".parse().unwrap(),
+            range: Ipv4Addr::new(10, 9, 0, 100)..=Ipv4Addr::new(10, 9, 0, 101),
+            lease_secs: 600,
+            domain: "home.arpa".into(),
+            mtu: Some(1500),
+            reservations,
+        };
+        Server::new(
+            vec![pool],
+            LeaseDb::open(dir).unwrap(),
+            Hosts::default(),
+            1000,
+        )
+    }
+
+    fn msg(mac: u8, kind: MessageType) -> Message {
+        let mut m = Message::default();
+        m.set_chaddr(&[2, 0, 0, 0, 0, mac]);
+        m.opts_mut().insert(DhcpOption::MessageType(kind));
+        m
+    }
+
+    fn dora(s: &Server, mac: u8, now: u64) -> Option<Ipv4Addr> {
+        let offer = s
+            .handle(0, &msg(mac, MessageType::Discover), now)
+            .unwrap()?;
+        assert_eq!(offer.dest, Dest::Broadcast);
+        let mut req = msg(mac, MessageType::Request);
+        req.opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(offer.msg.yiaddr()));
+        req.opts_mut().insert(DhcpOption::ServerIdentifier(SERVER));
+        let ack = s.handle(0, &req, now).unwrap().unwrap();
+        assert_eq!(ack.msg.opts().msg_type(), Some(MessageType::Ack));
+        Some(ack.msg.yiaddr())
+    }
+
+    #[test]
+    fn dora_reservation_exhaustion_release_and_expiry() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        assert_eq!(dora(&s, 1, 1000), Some(Ipv4Addr::new(10, 9, 0, 100)));
+        assert_eq!(dora(&s, 2, 1000), Some(Ipv4Addr::new(10, 9, 0, 101)));
+        assert_eq!(dora(&s, 0x99, 1000), Some(Ipv4Addr::new(10, 9, 0, 50)));
+        assert_eq!(s.hosts.lookup("printer"), Some(Ipv4Addr::new(10, 9, 0, 50)));
+        // Exhausted: no offer.
+        assert!(s
+            .handle(0, &msg(3, MessageType::Discover), 1000)
+            .unwrap()
+            .is_none());
+        // Someone else's address: NAK.
+        let mut req = msg(3, MessageType::Request);
+        req.opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(10, 9, 0, 100)));
+        let nak = s.handle(0, &req, 1000).unwrap().unwrap();
+        assert_eq!(nak.msg.opts().msg_type(), Some(MessageType::Nak));
+        // Client 1 releases; client 3 can now have an address...
+        let mut rel = msg(1, MessageType::Release);
+        rel.set_ciaddr(Ipv4Addr::new(10, 9, 0, 100));
+        assert!(s.handle(0, &rel, 1001).unwrap().is_none());
+        assert_eq!(dora(&s, 3, 1002), Some(Ipv4Addr::new(10, 9, 0, 100)));
+        // ...and once client 2's lease expires, client 1 gets that one.
+        assert_eq!(dora(&s, 1, 1000 + 601), Some(Ipv4Addr::new(10, 9, 0, 101)));
+    }
+
+    #[test]
+    fn renew_is_unicast_and_inform_has_no_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        let ip = dora(&s, 1, 1000).unwrap();
+        let mut renew = msg(1, MessageType::Request);
+        renew.set_ciaddr(ip);
+        let ack = s.handle(0, &renew, 1100).unwrap().unwrap();
+        assert_eq!(ack.dest, Dest::Unicast(ip));
+        assert_eq!(s.leases()[0].expires, 1700);
+        let mut inform = msg(7, MessageType::Inform);
+        inform.set_ciaddr(Ipv4Addr::new(10, 9, 0, 7));
+        let ack = s.handle(0, &inform, 1100).unwrap().unwrap();
+        assert_eq!(ack.msg.yiaddr(), Ipv4Addr::UNSPECIFIED);
+        assert!(ack.msg.opts().get(OptionCode::AddressLeaseTime).is_none());
+        assert!(ack.msg.opts().get(OptionCode::Router).is_some());
+    }
+
+    #[test]
+    fn decline_quarantines_the_address() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        let ip = dora(&s, 1, 1000).unwrap();
+        let mut dec = msg(1, MessageType::Decline);
+        dec.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
+        assert!(s.handle(0, &dec, 1000).unwrap().is_none());
+        assert_ne!(dora(&s, 1, 1001), Some(ip));
+    }
+}

@@ -1,0 +1,18 @@
+//! `dnsd`: the appliance's DHCPv4 server and DNS resolver for every inside network.
+//!
+//! Boot order inside the process ([`daemon::run`]):
+//! 1. Load the config ([`hearth_config::load`]) and derive one [`dhcp::Pool`] per
+//!    served network ([`settings`]).
+//! 2. Open the lease database in the state directory ([`dhcp::lease`]); replaying it
+//!    restores every lease that was ever ACKed, also after `kill -9`.
+//! 3. Bind one DHCP socket per interface ([`dhcp::socket`]); then report readiness
+//!    ([`hearth_agent::ready::notify`]).
+//! 4. Serve. Host names from leases and reservations are collected in [`hosts`] for
+//!    the local DNS zone (the DNS half of issue 4 is not written yet).
+//!
+//! Standalone: `dnsd --config FILE --state-dir DIR [--interface IFNAME=NETWORK]...`.
+
+pub mod daemon;
+pub mod dhcp;
+pub mod hosts;
+pub mod settings;

@@ -1,0 +1,317 @@
+//! DHCP against real clients (busybox udhcpc, ISC dhclient) and a raw dhcproto client,
+//! each in its own network namespace, with dnsd in another.
+//!
+//! Needs root and `ip netns`: `cargo test -p dnsd --test dhcp_netns -- --ignored
+//! --test-threads=1`. Without root every test fails at `ip netns add`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{events, hook_script, wait_until, Lab, RawClient};
+use dhcproto::v4::MessageType;
+use dnsd::dhcp::{Lease, LeaseDb};
+
+fn leases(lab: &Lab) -> HashMap<Ipv4Addr, Lease> {
+    // Reading opens (and compacts) the log, exactly as a restart would.
+    let copy = lab.dir.path().join("copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy).unwrap();
+    std::fs::copy(
+        lab.state_dir().join(dnsd::dhcp::lease::LOG_NAME),
+        copy.join(dnsd::dhcp::lease::LOG_NAME),
+    )
+    .unwrap();
+    let db = LeaseDb::open(&copy).unwrap();
+    db.iter().map(|l| (l.ip, l.clone())).collect()
+}
+
+fn mac_of(ns: &common::Netns) -> String {
+    ns.ip(&["-br", "link", "show", "c0"])
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn udhcpc_gets_renews_and_releases_a_lease() {
+    let lab = Lab::new(1, &[]);
+    let cfg = lab.config("10.77.0.100", "10.77.0.120", "");
+    let dnsd = lab.start_dnsd(&cfg);
+    let ev = lab.dir.path().join("udhcpc.events");
+    let hook = hook_script(lab.dir.path(), &ev);
+    let client = &lab.clients[0];
+    let mut udhcpc = client
+        .command("busybox")
+        .args(["udhcpc", "-f", "-i", "c0", "-s"])
+        .arg(&hook)
+        .args(["-x", "hostname:laptop", "-O", "121", "-O", "mtu"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("udhcpc bound", Duration::from_secs(15), || {
+        events(&ev).iter().any(|l| l.starts_with("bound "))
+    });
+    let bound = events(&ev)
+        .into_iter()
+        .find(|l| l.starts_with("bound "))
+        .unwrap();
+    assert!(bound.starts_with("bound 10.77.0.100 "), "{bound}");
+    assert!(bound.contains("router=10.77.0.1"), "{bound}");
+    assert!(bound.contains("dns=10.77.0.1"), "{bound}");
+    assert!(bound.contains("domain=home.arpa"), "{bound}");
+    assert!(bound.contains("lease=60"), "{bound}");
+    assert!(bound.contains("mtu=1500"), "{bound}");
+    assert!(bound.contains("routes=0.0.0.0/0 10.77.0.1"), "{bound}");
+    assert!(client
+        .ip(&["-4", "addr", "show", "c0"])
+        .contains("10.77.0.100/24"));
+    let first = leases(&lab)[&"10.77.0.100".parse().unwrap()].clone();
+    assert_eq!(first.hostname.as_deref(), Some("laptop"));
+
+    // SIGUSR1: renew (a unicast REQUEST with ciaddr).
+    std::thread::sleep(Duration::from_secs(1));
+    common::sh(&["kill", "-USR1", &udhcpc.id().to_string()]);
+    wait_until("udhcpc renew", Duration::from_secs(15), || {
+        events(&ev)
+            .iter()
+            .any(|l| l.starts_with("renew 10.77.0.100"))
+    });
+    let renewed = leases(&lab)[&"10.77.0.100".parse().unwrap()].clone();
+    assert!(renewed.expires > first.expires, "{first:?} -> {renewed:?}");
+
+    // SIGUSR2: release.
+    common::sh(&["kill", "-USR2", &udhcpc.id().to_string()]);
+    dnsd.wait_log("released 10.77.0.100", Duration::from_secs(10));
+    let released = leases(&lab)[&"10.77.0.100".parse().unwrap()].clone();
+    assert!(released.expires <= dnsd::dhcp::socket::unix_now());
+    udhcpc.kill().unwrap();
+    udhcpc.wait().unwrap();
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn dhclient_gets_renews_and_releases_a_lease() {
+    let lab = Lab::new(1, &[]);
+    let cfg = lab.config("10.77.0.100", "10.77.0.120", "");
+    let dnsd = lab.start_dnsd(&cfg);
+    let ev = lab.dir.path().join("dhclient.events");
+    let hook = hook_script(lab.dir.path(), &ev);
+    let lease_file = lab.dir.path().join("dhclient.leases");
+    let pid_file = lab.dir.path().join("dhclient.pid");
+    let conf = lab.dir.path().join("dhclient.conf");
+    std::fs::write(
+        &conf,
+        "send host-name \"desktop\";\nrequest subnet-mask, broadcast-address, routers, \
+         domain-name, domain-name-servers, interface-mtu;\n",
+    )
+    .unwrap();
+    let client = &lab.clients[0];
+    let dhclient = |extra: &[&str]| {
+        let mut c = client.command("dhclient");
+        c.arg("-cf")
+            .arg(&conf)
+            .args(["-v", "-sf"])
+            .arg(&hook)
+            .arg("-lf")
+            .arg(&lease_file)
+            .arg("-pf")
+            .arg(&pid_file)
+            .args(extra)
+            .arg("c0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    // Foreground, so it stays and renews at T1 (30 s of a 1 min lease).
+    let mut running = dhclient(&["-d"]).spawn().unwrap();
+    wait_until("dhclient bound", Duration::from_secs(20), || {
+        events(&ev)
+            .iter()
+            .any(|l| l.starts_with("BOUND 10.77.0.100"))
+    });
+    let bound = events(&ev)
+        .into_iter()
+        .find(|l| l.starts_with("BOUND"))
+        .unwrap();
+    assert!(bound.contains("router=10.77.0.1"), "{bound}");
+    assert!(bound.contains("domain=home.arpa"), "{bound}");
+    assert_eq!(
+        leases(&lab)[&"10.77.0.100".parse().unwrap()]
+            .hostname
+            .as_deref(),
+        Some("desktop")
+    );
+    let first = leases(&lab)[&"10.77.0.100".parse().unwrap()].expires;
+    wait_until("dhclient RENEW at T1", Duration::from_secs(50), || {
+        events(&ev)
+            .iter()
+            .any(|l| l.starts_with("RENEW 10.77.0.100"))
+    });
+    assert!(leases(&lab)[&"10.77.0.100".parse().unwrap()].expires > first);
+    running.kill().unwrap();
+    running.wait().unwrap();
+    let status = dhclient(&["-r"]).status().unwrap();
+    assert!(status.success());
+    dnsd.wait_log("released 10.77.0.100", Duration::from_secs(10));
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn reservation_is_honoured() {
+    let lab = Lab::new(1, &["02:00:00:00:00:99"]);
+    let cfg = lab.config(
+        "10.77.0.100",
+        "10.77.0.120",
+        r#"reservations = [ { mac = "02:00:00:00:00:99", address = "10.77.0.50", hostname = "printer" } ]"#,
+    );
+    let _dnsd = lab.start_dnsd(&cfg);
+    assert_eq!(mac_of(&lab.clients[0]), "02:00:00:00:00:99");
+    let out = lab.clients[0]
+        .command("busybox")
+        .args([
+            "udhcpc",
+            "-n",
+            "-q",
+            "-t",
+            "5",
+            "-i",
+            "c0",
+            "-s",
+            "/bin/true",
+        ])
+        .args(["-r", "10.77.0.101"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("lease of 10.77.0.50 obtained"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let l = &leases(&lab)[&"10.77.0.50".parse().unwrap()];
+    assert_eq!(l.hostname.as_deref(), Some("printer"));
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn exhausted_pool_offers_nothing_and_naks_taken_addresses() {
+    let lab = Lab::new(3, &[]);
+    let cfg = lab.config("10.77.0.100", "10.77.0.101", "");
+    let _dnsd = lab.start_dnsd(&cfg);
+    let udhcpc = |i: usize| {
+        let out = lab.clients[i]
+            .command("busybox")
+            .args([
+                "udhcpc",
+                "-n",
+                "-q",
+                "-t",
+                "3",
+                "-T",
+                "1",
+                "-i",
+                "c0",
+                "-s",
+                "/bin/true",
+            ])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok0, t0) = udhcpc(0);
+    let (ok1, t1) = udhcpc(1);
+    assert!(ok0 && t0.contains("lease of 10.77.0.10"), "{t0}");
+    assert!(ok1 && t1.contains("lease of 10.77.0.10"), "{t1}");
+    let (ok2, t2) = udhcpc(2);
+    assert!(
+        !ok2,
+        "a third client got a lease from a 2-address pool: {t2}"
+    );
+    assert!(t2.contains("no lease, failing"), "{t2}");
+    assert_eq!(leases(&lab).len(), 2);
+
+    // A client asking for an address that is someone else's gets a NAK; one asking
+    // outside the subnet too.
+    lab.clients[2].ip(&["addr", "add", "10.77.0.250/24", "dev", "c0"]);
+    let (taken, foreign) = lab.clients[2].run(|| {
+        let c = RawClient::new();
+        let mac = [2, 0, 0, 0, 7, 7];
+        (
+            c.request(mac, "10.77.0.100".parse().unwrap()),
+            c.request(mac, "192.168.5.5".parse().unwrap()),
+        )
+    });
+    assert_eq!(taken, Some(MessageType::Nak));
+    assert_eq!(foreign, Some(MessageType::Nak));
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn kill_9_mid_stream_keeps_every_acked_lease() {
+    let lab = Lab::new(1, &[]);
+    let cfg = lab.config("10.77.0.10", "10.77.0.250", "");
+    let mut dnsd = lab.start_dnsd(&cfg);
+    lab.clients[0].ip(&["addr", "add", "10.77.0.254/24", "dev", "c0"]);
+    let mac = |i: u8| [2, 0, 0, 0, 0x11, i];
+
+    // A client thread does DORA for MAC after MAC while the main thread kills dnsd
+    // -9 once some ACKs have arrived.
+    let acked: std::sync::Mutex<Vec<([u8; 6], Ipv4Addr)>> = Default::default();
+    std::thread::scope(|s| {
+        let client = s.spawn(|| {
+            lab.clients[0].run(|| {
+                let c = RawClient::new();
+                for i in 0..=255u8 {
+                    match c.dora(mac(i)) {
+                        Some(ip) => acked.lock().unwrap().push((mac(i), ip)),
+                        None => break, // dnsd is gone
+                    }
+                }
+            })
+        });
+        let start = std::time::Instant::now();
+        while acked.lock().unwrap().len() < 20 {
+            assert!(start.elapsed() < Duration::from_secs(30), "no ACKs");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        dnsd.kill9();
+        client.join().unwrap();
+    });
+    let acked = acked.into_inner().unwrap();
+    eprintln!("{} leases ACKed before kill -9", acked.len());
+    assert!(acked.len() >= 20 && acked.len() < 200, "{}", acked.len());
+
+    // Every ACKed lease is on disk, for the client it was given to.
+    let db = leases(&lab);
+    for (m, ip) in &acked {
+        let l = db.get(ip).unwrap_or_else(|| panic!("lease {ip} lost"));
+        assert_eq!(l.mac.unwrap().0, *m, "{ip}");
+    }
+
+    // After a restart, old clients keep their addresses and new ones never get one
+    // that is taken.
+    let _dnsd = lab.start_dnsd(&cfg);
+    let again = lab.clients[0].run(|| {
+        let c = RawClient::new();
+        let old: Vec<_> = acked.iter().map(|(m, _)| c.dora(*m)).collect();
+        let new: Vec<_> = (0..20u8).map(|i| c.dora([2, 0, 0, 0, 0x22, i])).collect();
+        (old, new)
+    });
+    for ((_, ip), got) in acked.iter().zip(&again.0) {
+        assert_eq!(got.as_ref(), Some(ip));
+    }
+    for got in &again.1 {
+        let got = got.expect("a new client gets an address");
+        assert!(!acked.iter().any(|(_, ip)| *ip == got), "{got} given twice");
+    }
+}
