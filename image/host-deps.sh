@@ -8,9 +8,12 @@
 #   musl-tools        C toolchain for static musl builds of init and the agents
 #   busybox-static, cpio, zstd, xz-utils   test images and inspecting outputs
 #   gpg               the test suite signs a fake mirror with a throwaway key
+#   iproute2, isc-dhcp-client, bind9-dnsutils, dnsmasq-base, nftables, netcat-openbsd
+#                     real peers for the agents' network-namespace tests
 set -euo pipefail
 
-packages=(qemu-system-x86 gpgv gpg debian-archive-keyring musl-tools busybox-static cpio zstd xz-utils ca-certificates)
+packages=(qemu-system-x86 gpgv gpg debian-archive-keyring musl-tools busybox-static cpio zstd xz-utils ca-certificates
+  iproute2 isc-dhcp-client bind9-dnsutils dnsmasq-base nftables netcat-openbsd)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -22,6 +22,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit, fixture and host integration tests"
 cargo test --workspace --locked
 
+step "privileged host tests (root; each creates its own network namespaces)"
+[ "$(id -u)" -eq 0 ] || { echo "run-all: the privileged tests need root" >&2; exit 1; }
+cargo test --locked -p hearth-init -- --ignored
+cargo test --locked -p dnsd --test dhcp_netns -- --ignored --test-threads=1
+
 step "build the test image (hearth build --test-agent)"
 image_dir="$CARGO_TARGET_DIR/qemu-image"
 cargo run --release --locked -p hearth -- build --test-agent --cache "$HEARTH_CACHE" --out "$image_dir"
