@@ -1,0 +1,209 @@
+//! `netd`: turns the `network` section of the appliance config into kernel state —
+//! NICs, the LAN bridge, one 802.1Q VLAN per segment, addresses, the default route,
+//! router sysctls, and the zone firewall with NAT — and keeps it there.
+//!
+//! One apply, in order:
+//! 1. **Read** the kernel's links ([`link::LinkOps::links`]).
+//! 2. **Plan** ([`plan::resolve`]): the config resolved against those links (NICs by
+//!    name or MAC). Any problem — a missing NIC, a NIC matched twice — stops here,
+//!    every one reported with its config field, and nothing is written.
+//! 3. **Generate** the ruleset ([`ruleset::generate`]) and have `nft -c` check it
+//!    when it differs from the loaded one, so a ruleset the kernel would refuse stops
+//!    the apply before any link is touched.
+//! 4. **Reconcile links** ([`reconcile::reconcile`]): diff, write only differences,
+//!    roll back this apply's writes on failure.
+//! 5. **Sysctls** ([`sysctl::apply`]), then **load the firewall** ([`nft::Nft`]) in one
+//!    transaction unless the loaded table already carries this ruleset's digest.
+//!
+//! The result ([`ApplyReport`]) says per object `created`/`changed`/`unchanged`/
+//! `removed`; a second apply with the same config writes nothing.
+//!
+//! Not done yet (see the crate README): the DHCPv4 WAN client (a `dhcp` WAN is brought
+//! up without an address), link-event watching (re-apply is on SIGHUP), IPv6.
+
+pub mod daemon;
+pub mod fake;
+pub mod link;
+pub mod netlink;
+pub mod nft;
+pub mod plan;
+pub mod reconcile;
+pub mod ruleset;
+pub mod sysctl;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use hearth_config::Network;
+
+use crate::link::{LinkError, LinkOps, LinkState};
+use crate::nft::{Nft, NftError};
+use crate::plan::{Plan, PlanError, SYSCTLS};
+use crate::reconcile::{Change, LinkReport, ReconcileError};
+use crate::ruleset::Ruleset;
+use crate::sysctl::SysctlError;
+
+/// Command-line flags.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "netd",
+    about = "Hearth network agent: links, VLAN segments and the zone firewall"
+)]
+pub struct Args {
+    /// The appliance config.
+    #[arg(long, default_value = "/etc/hearth/config.toml")]
+    pub config: PathBuf,
+    /// The config, as a positional argument (same as --config).
+    #[arg(value_name = "CONFIG", conflicts_with = "config")]
+    pub config_pos: Option<PathBuf>,
+    /// Print the link plan and the exact nft ruleset; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply once and exit instead of staying resident.
+    #[arg(long)]
+    pub once: bool,
+    /// Where `/proc/sys` is (tests point this elsewhere).
+    #[arg(long, default_value = "/proc/sys", hide = true)]
+    pub proc_sys: PathBuf,
+}
+
+impl Args {
+    /// The config file to read.
+    pub fn config_path(&self) -> &Path {
+        self.config_pos.as_deref().unwrap_or(&self.config)
+    }
+}
+
+/// Why an apply failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetdError {
+    /// The config file is unreadable or invalid.
+    #[error(transparent)]
+    Config(#[from] hearth_config::LoadError),
+    /// The config does not fit this machine (nothing was written).
+    #[error("the network config cannot be applied to this machine:\n{0}")]
+    Plan(#[from] PlanError),
+    /// Talking to netlink failed before anything was written.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// Link writes failed (and were rolled back).
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+    /// A sysctl could not be set.
+    #[error(transparent)]
+    Sysctl(#[from] SysctlError),
+    /// nft refused the ruleset or could not run.
+    #[error(transparent)]
+    Nft(#[from] NftError),
+}
+
+impl NetdError {
+    /// Whether the input (config) is at fault: exit code 2 instead of 1.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self, Self::Config(_) | Self::Plan(_))
+    }
+}
+
+/// What an apply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Links, ports, addresses, route.
+    pub links: LinkReport,
+    /// Sysctl keys written.
+    pub sysctls: Vec<&'static str>,
+    /// The firewall table.
+    pub firewall: Change,
+}
+
+impl ApplyReport {
+    /// True when the apply wrote nothing at all.
+    pub fn unchanged(&self) -> bool {
+        self.links.unchanged() && self.sysctls.is_empty() && self.firewall == Change::Unchanged
+    }
+}
+
+impl fmt::Display for ApplyReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unchanged() {
+            return write!(f, "unchanged");
+        }
+        let mut parts: Vec<String> = self
+            .links
+            .objects
+            .iter()
+            .filter(|(_, c)| *c != Change::Unchanged)
+            .map(|(o, c)| format!("{o} {c}"))
+            .collect();
+        if !self.sysctls.is_empty() {
+            parts.push(format!("sysctls changed ({})", self.sysctls.len()));
+        }
+        if self.firewall != Change::Unchanged {
+            parts.push(format!("firewall {}", self.firewall));
+        }
+        write!(f, "{}", parts.join(", "))
+    }
+}
+
+/// The plan and ruleset for `net` on a machine with `links`.
+pub fn plan(net: &Network, links: &[LinkState]) -> Result<(Plan, Ruleset), PlanError> {
+    let plan = plan::resolve(net, links)?;
+    let ruleset = ruleset::generate(&plan, &net.firewall, &net.wan);
+    Ok((plan, ruleset))
+}
+
+/// The `--dry-run` output: the link plan, a blank line, the ruleset.
+pub fn dry_run_text(plan: &Plan, ruleset: &Ruleset) -> String {
+    let mut out = String::from("# link plan\n");
+    out.push_str(&plan.to_string());
+    out.push_str("\n# nft ruleset (nft -f)\n");
+    out.push_str(&ruleset.text);
+    out
+}
+
+/// Converge the kernel to `net`. See the crate docs for the order.
+pub fn apply(
+    net: &Network,
+    ops: &mut dyn LinkOps,
+    nft: &Nft,
+    proc_sys: &Path,
+) -> Result<ApplyReport, NetdError> {
+    let links = ops.links()?;
+    let (plan, ruleset) = plan(net, &links)?;
+    let loaded = nft.loaded_digest()?;
+    let firewall = match loaded.as_deref() {
+        Some(d) if d == ruleset.digest => Change::Unchanged,
+        Some(_) => Change::Changed,
+        None => Change::Created,
+    };
+    if firewall != Change::Unchanged {
+        nft.check(&ruleset.text)?;
+    }
+    let links = reconcile::reconcile(ops, &plan)?;
+    let sysctls = sysctl::apply(proc_sys, SYSCTLS)?;
+    if firewall != Change::Unchanged {
+        nft.apply(&ruleset)?;
+    }
+    Ok(ApplyReport {
+        links,
+        sysctls,
+        firewall,
+    })
+}
+
+/// The error with its sources on one line (each source once).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,342 @@
+//! The real [`LinkOps`]: rtnetlink requests, one per [`LinkWrite`], each traced and
+//! each reply checked.
+//!
+//! rtnetlink is async; netd's reconcile is a short sequence of dependent requests, so
+//! this wrapper owns a current-thread tokio runtime and blocks on each request. That
+//! keeps the trait synchronous, which keeps the fake and the rollback logic simple.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures::TryStreamExt;
+use ipnet::Ipv4Net;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVlan, RouteMessageBuilder};
+
+use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, OWNER_ALIAS};
+
+/// rtnetlink in the caller's network namespace.
+pub struct Netlink {
+    rt: tokio::runtime::Runtime,
+    handle: Handle,
+}
+
+impl std::fmt::Debug for Netlink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Netlink")
+    }
+}
+
+const MAIN_TABLE: u8 = 254;
+
+impl Netlink {
+    /// Open a netlink socket.
+    pub fn open() -> Result<Self, LinkError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(LinkError::Connect)?;
+        let handle = rt.block_on(async {
+            let (conn, handle, _) = rtnetlink::new_connection()?;
+            tokio::spawn(conn);
+            Ok::<_, std::io::Error>(handle)
+        });
+        let handle = handle.map_err(LinkError::Connect)?;
+        Ok(Self { rt, handle })
+    }
+
+    fn index(&self, name: &str, write: &LinkWrite) -> Result<u32, LinkError> {
+        let h = self.handle.clone();
+        let found = self.rt.block_on(async move {
+            h.link()
+                .get()
+                .match_name(name.to_owned())
+                .execute()
+                .try_next()
+                .await
+        });
+        match found {
+            Ok(Some(m)) => Ok(m.header.index),
+            Ok(None) | Err(_) => Err(LinkError::NoSuchLink {
+                write: write.clone(),
+                name: name.to_owned(),
+            }),
+        }
+    }
+
+    fn set(&self, msg: LinkMessage, write: &LinkWrite) -> Result<(), LinkError> {
+        let h = self.handle.clone();
+        self.rt
+            .block_on(async move { h.link().set(msg).execute().await })
+            .map_err(|e| refused(write, e))
+    }
+
+    fn create(&self, msg: LinkMessage, name: &str, write: &LinkWrite) -> Result<(), LinkError> {
+        let h = self.handle.clone();
+        self.rt
+            .block_on(async move { h.link().add(msg).execute().await })
+            .map_err(|e| refused(write, e))?;
+        // The kernel ignores IFLA_IFALIAS when creating a link: mark ownership with a
+        // second request, and never leave an unmarked link of ours behind.
+        let index = self.index(name, write)?;
+        let marked = self.set(
+            LinkUnspec::new_with_index(index).alias(OWNER_ALIAS).build(),
+            write,
+        );
+        if let Err(e) = marked {
+            let h = self.handle.clone();
+            let _ = self
+                .rt
+                .block_on(async move { h.link().del(index).execute().await });
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    fn address_message(
+        &self,
+        index: u32,
+        address: Ipv4Net,
+    ) -> Result<Option<AddressMessage>, rtnetlink::Error> {
+        let h = self.handle.clone();
+        self.rt.block_on(async move {
+            let mut s = h
+                .address()
+                .get()
+                .set_link_index_filter(index)
+                .set_address_filter(IpAddr::V4(address.addr()))
+                .set_prefix_length_filter(address.prefix_len())
+                .execute();
+            s.try_next().await
+        })
+    }
+
+    fn dump_links(&self) -> Result<Vec<LinkMessage>, rtnetlink::Error> {
+        let h = self.handle.clone();
+        self.rt
+            .block_on(async move { h.link().get().execute().try_collect().await })
+    }
+
+    fn dump_addresses(&self) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
+        let h = self.handle.clone();
+        self.rt
+            .block_on(async move { h.address().get().execute().try_collect().await })
+    }
+
+    fn dump_routes(&self) -> Result<Vec<RouteMessage>, rtnetlink::Error> {
+        let h = self.handle.clone();
+        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
+        self.rt
+            .block_on(async move { h.route().get(req).execute().try_collect().await })
+    }
+}
+
+fn refused(write: &LinkWrite, e: rtnetlink::Error) -> LinkError {
+    LinkError::Refused {
+        write: write.clone(),
+        message: e.to_string(),
+    }
+}
+
+fn read_err(what: &'static str) -> impl Fn(rtnetlink::Error) -> LinkError {
+    move |e| LinkError::Read {
+        what,
+        message: e.to_string(),
+    }
+}
+
+fn link_state(m: &LinkMessage) -> LinkState {
+    let mut l = LinkState {
+        index: m.header.index,
+        name: String::new(),
+        mac: None,
+        mtu: 0,
+        up: m.header.flags.contains(LinkFlags::Up),
+        kind: None,
+        master: None,
+        alias: None,
+        vlan: None,
+        addresses: Vec::new(),
+    };
+    let mut parent = None;
+    let mut vid = None;
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => l.name = n.clone(),
+            LinkAttribute::Address(mac) => l.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
+            LinkAttribute::Mtu(mtu) => l.mtu = *mtu,
+            LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
+            // Resolved to a name once all links are known.
+            LinkAttribute::Controller(i) => l.master = Some(i.to_string()),
+            LinkAttribute::Link(i) => parent = Some(*i),
+            LinkAttribute::LinkInfo(infos) => {
+                for info in infos {
+                    match info {
+                        LinkInfo::Kind(k) => l.kind = Some(k.to_string()),
+                        LinkInfo::Data(InfoData::Vlan(v)) => {
+                            for x in v {
+                                if let InfoVlan::Id(id) = x {
+                                    vid = Some(*id);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if l.kind.as_deref() == Some("vlan") {
+        if let (Some(p), Some(id)) = (parent, vid) {
+            l.vlan = Some((p.to_string(), id));
+        }
+    }
+    l
+}
+
+impl LinkOps for Netlink {
+    fn links(&mut self) -> Result<Vec<LinkState>, LinkError> {
+        let msgs = self.dump_links().map_err(read_err("links"))?;
+        let mut links: Vec<LinkState> = msgs.iter().map(link_state).collect();
+        let names: Vec<(String, String)> = links
+            .iter()
+            .map(|l| (l.index.to_string(), l.name.clone()))
+            .collect();
+        let name_of = |i: &str| {
+            names
+                .iter()
+                .find(|(idx, _)| idx == i)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_else(|| format!("if{i}"))
+        };
+        for l in &mut links {
+            l.master = l.master.as_deref().map(name_of);
+            if let Some((p, id)) = &l.vlan {
+                l.vlan = Some((name_of(p), *id));
+            }
+        }
+        for a in self.dump_addresses().map_err(read_err("addresses"))? {
+            if a.header.family != AddressFamily::Inet {
+                continue;
+            }
+            let addr = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Local(IpAddr::V4(v)) => Some(*v),
+                _ => None,
+            });
+            let addr = addr.or_else(|| {
+                a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Address(IpAddr::V4(v)) => Some(*v),
+                    _ => None,
+                })
+            });
+            let (Some(addr), Some(l)) =
+                (addr, links.iter_mut().find(|l| l.index == a.header.index))
+            else {
+                continue;
+            };
+            if let Ok(net) = Ipv4Net::new(addr, a.header.prefix_len) {
+                l.addresses.push(net);
+            }
+        }
+        Ok(links)
+    }
+
+    fn default_route(&mut self) -> Result<Option<Ipv4Addr>, LinkError> {
+        let routes = self.dump_routes().map_err(read_err("routes"))?;
+        Ok(routes.iter().find_map(|r| {
+            if r.header.destination_prefix_length != 0 || r.header.table != MAIN_TABLE {
+                return None;
+            }
+            r.attributes.iter().find_map(|a| match a {
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+                _ => None,
+            })
+        }))
+    }
+
+    fn write(&mut self, w: &LinkWrite) -> Result<(), LinkError> {
+        log::trace!("rtnetlink: {w}");
+        match w {
+            LinkWrite::CreateBridge { name } => self.create(LinkBridge::new(name).build(), name, w),
+            LinkWrite::CreateVlan { name, parent, id } => {
+                let p = self.index(parent, w)?;
+                self.create(LinkVlan::new(name, p, *id).build(), name, w)
+            }
+            LinkWrite::Delete { name } => {
+                let i = self.index(name, w)?;
+                let h = self.handle.clone();
+                self.rt
+                    .block_on(async move { h.link().del(i).execute().await })
+                    .map_err(|e| refused(w, e))
+            }
+            LinkWrite::SetMaster { link, master } => {
+                let i = self.index(link, w)?;
+                let b = LinkUnspec::new_with_index(i);
+                let msg = match master {
+                    Some(m) => b.controller(self.index(m, w)?).build(),
+                    None => b.nocontroller().build(),
+                };
+                self.set(msg, w)
+            }
+            LinkWrite::SetMtu { link, mtu } => {
+                let i = self.index(link, w)?;
+                self.set(LinkUnspec::new_with_index(i).mtu(*mtu).build(), w)
+            }
+            LinkWrite::SetUp { link, up } => {
+                let i = self.index(link, w)?;
+                let b = LinkUnspec::new_with_index(i);
+                self.set(if *up { b.up() } else { b.down() }.build(), w)
+            }
+            LinkWrite::AddAddress { link, address } => {
+                let i = self.index(link, w)?;
+                let h = self.handle.clone();
+                let a = *address;
+                self.rt
+                    .block_on(async move {
+                        h.address()
+                            .add(i, IpAddr::V4(a.addr()), a.prefix_len())
+                            .execute()
+                            .await
+                    })
+                    .map_err(|e| refused(w, e))
+            }
+            LinkWrite::DelAddress { link, address } => {
+                let i = self.index(link, w)?;
+                let msg = self
+                    .address_message(i, *address)
+                    .map_err(|e| refused(w, e))?
+                    .ok_or_else(|| LinkError::Refused {
+                        write: w.clone(),
+                        message: "no such address".into(),
+                    })?;
+                let h = self.handle.clone();
+                self.rt
+                    .block_on(async move { h.address().del(msg).execute().await })
+                    .map_err(|e| refused(w, e))
+            }
+            LinkWrite::SetDefaultRoute { gateway } => {
+                let h = self.handle.clone();
+                match gateway {
+                    Some(g) => {
+                        let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(*g).build();
+                        self.rt
+                            .block_on(async move { h.route().add(route).replace().execute().await })
+                            .map_err(|e| refused(w, e))
+                    }
+                    None => {
+                        let route = RouteMessageBuilder::<Ipv4Addr>::new().build();
+                        self.rt
+                            .block_on(async move { h.route().del(route).execute().await })
+                            .map_err(|e| refused(w, e))
+                    }
+                }
+            }
+        }
+    }
+}
