@@ -10,10 +10,11 @@
 #   gpg               the test suite signs a fake mirror with a throwaway key
 #   iproute2, isc-dhcp-client, bind9-dnsutils, dnsmasq-base, nftables, netcat-openbsd
 #                     real peers for the agents' network-namespace tests
+#   dbus-daemon       heartbeatd's test registers on a real bus
 set -euo pipefail
 
 packages=(qemu-system-x86 gpgv gpg debian-archive-keyring musl-tools busybox-static cpio zstd xz-utils ca-certificates
-  iproute2 isc-dhcp-client bind9-dnsutils dnsmasq-base nftables netcat-openbsd)
+  dbus-daemon iproute2 isc-dhcp-client bind9-dnsutils dnsmasq-base nftables netcat-openbsd)
 
 missing=()
 for p in "${packages[@]}"; do

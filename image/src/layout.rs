@@ -153,11 +153,6 @@ pub fn lay_out(inputs: &Inputs) -> Result<Layout, LayoutError> {
         tree.host_file(&format!("{}/{name}", manifest::AGENT_DIR), path, 0o755)?;
     }
     tree.bytes("etc/hearth/config.toml", profile.text.as_bytes(), 0o644)?;
-    tree.bytes(
-        "etc/hearth/agents.toml",
-        manifest::render(&manifest::agents(inputs.test_agent)),
-        0o644,
-    )?;
 
     // Kernel and modules.
     let (kernel_index, kver, kernel_image) = find_kernel(inputs)?;
@@ -167,7 +162,15 @@ pub fn lay_out(inputs: &Inputs) -> Result<Layout, LayoutError> {
         return Err(LayoutError::NoModules { kver, dir: moddir });
     }
     let index = ModuleIndex::scan(&moddir)?;
-    let modules = index.resolve(&module_set::wanted(profile), kmod::read_modinfo)?;
+    // Everything the config needs is shipped; the boot list gets only the base set,
+    // each section's modules go to its agent's manifest entry.
+    let plan = module_set::plan(profile, &index, kmod::read_modinfo)?;
+    tree.bytes(
+        "etc/hearth/agents.toml",
+        manifest::render(&manifest::agents(inputs.test_agent, &plan.agents)),
+        0o644,
+    )?;
+    let modules = plan.set;
     let kdir = format!("lib/modules/{kver}");
     for module in modules.modules.values() {
         tree.add_host(

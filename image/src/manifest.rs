@@ -1,10 +1,14 @@
 //! The agent manifest, `/etc/hearth/agents.toml`, that tells init what to start.
 //!
 //! The format is the README's image-layout contract: `[[agent]]` tables in start order,
-//! each with `name`, `exec`, `after` and optional `ready_timeout_secs` / `rescue`. The
+//! each with `name`, `exec`, `after` and optional `ready_timeout_secs` / `rescue` /
+//! `modules` (kernel modules init loads right before the agent's first start; the
+//! builder fills them from [`crate::module_set::Plan::agents`]). The
 //! system bus comes first because every agent talks to it; `guestctld` (test images
 //! only) has no `after` and `rescue = true` so tests can reach a machine whose other
 //! agents failed.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 
@@ -21,6 +25,8 @@ pub struct AgentEntry {
     pub ready_timeout_secs: Option<u64>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rescue: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -28,8 +34,10 @@ struct Manifest<'a> {
     agent: &'a [AgentEntry],
 }
 
-/// The agents of an image, in start order.
-pub fn agents(test_agent: bool) -> Vec<AgentEntry> {
+/// The agents of an image, in start order, each with its kernel modules from
+/// `modules` (agent name → module names; names of agents not in the image are
+/// ignored: their modules are shipped for when they arrive, and nothing loads them).
+pub fn agents(test_agent: bool, modules: &BTreeMap<String, Vec<String>>) -> Vec<AgentEntry> {
     let mut agents = vec![
         AgentEntry {
             name: "dbus".into(),
@@ -45,6 +53,7 @@ pub fn agents(test_agent: bool) -> Vec<AgentEntry> {
             after: vec![],
             ready_timeout_secs: Some(30),
             rescue: false,
+            modules: vec![],
         },
         AgentEntry {
             name: "heartbeatd".into(),
@@ -52,6 +61,7 @@ pub fn agents(test_agent: bool) -> Vec<AgentEntry> {
             after: vec!["dbus".into()],
             ready_timeout_secs: None,
             rescue: false,
+            modules: vec![],
         },
     ];
     if test_agent {
@@ -61,7 +71,11 @@ pub fn agents(test_agent: bool) -> Vec<AgentEntry> {
             after: vec![],
             ready_timeout_secs: None,
             rescue: true,
+            modules: vec![],
         });
+    }
+    for agent in &mut agents {
+        agent.modules = modules.get(&agent.name).cloned().unwrap_or_default();
     }
     agents
 }
@@ -79,7 +93,7 @@ mod tests {
 
     #[test]
     fn dbus_first_then_heartbeatd() {
-        let text = render(&agents(false));
+        let text = render(&agents(false, &BTreeMap::new()));
         let value: toml::Table = toml::from_str(&text).unwrap();
         let list = value["agent"].as_array().unwrap();
         assert_eq!(list.len(), 2);
@@ -94,11 +108,30 @@ mod tests {
             Some("dbus")
         );
         assert!(list[1].get("rescue").is_none());
+        assert!(list[1].get("modules").is_none());
+    }
+
+    #[test]
+    fn agents_get_their_modules_and_absent_agents_none() {
+        let modules = BTreeMap::from([
+            ("heartbeatd".to_string(), vec!["dummy".to_string()]),
+            ("stord".to_string(), vec!["raid456".to_string()]),
+        ]);
+        let text = render(&agents(false, &modules));
+        let value: toml::Table = toml::from_str(&text).unwrap();
+        let list = value["agent"].as_array().unwrap();
+        assert_eq!(list.len(), 2, "no agent appears for a module list: {text}");
+        assert!(list[0].get("modules").is_none());
+        assert_eq!(
+            list[1]["modules"].as_array().unwrap()[0].as_str(),
+            Some("dummy")
+        );
+        assert!(!text.contains("raid456"), "{text}");
     }
 
     #[test]
     fn test_agent_is_rescue_and_independent() {
-        let text = render(&agents(true));
+        let text = render(&agents(true, &BTreeMap::new()));
         let value: toml::Table = toml::from_str(&text).unwrap();
         let last = value["agent"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["name"].as_str(), Some("guestctld"));

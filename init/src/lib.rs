@@ -7,10 +7,11 @@
 //!    ([`console`]);
 //! 2. reads `/etc/hearth/config.toml` ([`config`]), sets the host name and brings up
 //!    `lo` ([`net`]);
-//! 3. loads the kernel modules named in `/etc/hearth/modules`, dependencies first, from
-//!    `/lib/modules/<kver>/modules.dep` ([`modules`]);
+//! 3. loads the boot-critical kernel modules named in `/etc/hearth/modules`,
+//!    dependencies first, from `/lib/modules/<kver>/modules.dep` ([`modules`]);
 //! 4. reads the agent manifest `/etc/hearth/agents.toml` ([`manifest`]) and supervises
-//!    the agents ([`supervisor`], [`agent`]): dependency order, readiness on fd 3,
+//!    the agents ([`supervisor`], [`agent`]): dependency order, each agent's own
+//!    kernel modules loaded right before its first start, readiness on fd 3,
 //!    restarts with backoff, crash-loop detection, output capture ([`logsink`]) and the
 //!    live state file `/run/hearth/agents.json` ([`state`]);
 //! 5. prints `hearth-init: ready in X.XXs` once every agent is ready;
@@ -27,7 +28,7 @@
 //! |---|---|
 //! | `hearth-init: ready in X.XXs` | once, when every agent is ready (`CLOCK_BOOTTIME`); never in rescue |
 //! | `hearth-init: rescue: <reason line>` | one per line of the reason, config/manifest unusable |
-//! | `hearth-init: [ X.XXs] <phase>` | boot timeline: `mounts done`, `modules loaded (N)`, `agent <name> ready` |
+//! | `hearth-init: [ X.XXs] <phase>` | boot timeline: `mounts done`, `modules loaded (N)`, `agent <name> modules loaded (N)`, `agent <name> ready` |
 //! | `hearth-init: [ X.XXs] boot finished degraded: failed: a, b; blocked: c` | once, when every agent is ready, failed or blocked and not all are ready |
 //! | `hearth-init: agent <name> failed: <reason>` | crash loop or manifest problem (e.g. `exited with status 1 5 times in 1.2s`) |
 //! | `hearth-init: agent <name> blocked: dependency <dep> failed` | a dependency failed |

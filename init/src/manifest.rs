@@ -7,6 +7,7 @@
 //! after = []
 //! ready_timeout_secs = 30   # optional, 0 = wait forever
 //! rescue = false            # optional: also started in the rescue state
+//! modules = []              # optional: kernel modules loaded before its first start
 //! ```
 //!
 //! A file that does not parse (or repeats a name) is unusable as a whole and sends
@@ -35,6 +36,10 @@ pub struct AgentSpec {
     pub ready_timeout_secs: Option<u64>,
     #[serde(default)]
     pub rescue: bool,
+    /// Kernel modules this agent needs, loaded (dependencies first, each once per
+    /// boot) right before its first start.
+    #[serde(default)]
+    pub modules: Vec<String>,
 }
 
 impl AgentSpec {
@@ -46,7 +51,13 @@ impl AgentSpec {
             after: Vec::new(),
             ready_timeout_secs: None,
             rescue: false,
+            modules: Vec::new(),
         }
+    }
+
+    pub fn modules(mut self, modules: &[&str]) -> Self {
+        self.modules = modules.iter().map(|s| s.to_string()).collect();
+        self
     }
 
     pub fn after(mut self, deps: &[&str]) -> Self {
@@ -266,10 +277,18 @@ after = ["dbus"]
 name = "guestctld"
 exec = ["/usr/libexec/hearth/guestctld"]
 rescue = true
+
+[[agent]]
+name = "stord"
+exec = ["/usr/libexec/hearth/stord"]
+after = ["dbus"]
+modules = ["raid1", "raid456"]
 "#;
         let m = Manifest::parse(text, Path::new("agents.toml")).unwrap();
-        assert_eq!(names(&m), ["dbus", "heartbeatd", "guestctld"]);
+        assert_eq!(names(&m), ["dbus", "heartbeatd", "guestctld", "stord"]);
         assert!(m.problems.is_empty());
+        assert!(m.agents[0].modules.is_empty());
+        assert_eq!(m.agents[3].modules, ["raid1", "raid456"]);
         assert_eq!(
             m.agents[1].ready_timeout_duration(),
             Some(DEFAULT_READY_TIMEOUT)

@@ -1,6 +1,14 @@
-//! Kernel modules: `/etc/hearth/modules` names what to load (one per line, `#`
-//! comments), `/lib/modules/<kver>/modules.dep` says where each module is and what it
-//! needs. Dependencies load first, each module once, with `finit_module(2)`.
+//! Kernel modules: `/lib/modules/<kver>/modules.dep` says where each module is and
+//! what it needs; dependencies load first, each module once, with `finit_module(2)`.
+//!
+//! Modules belong to whoever needs them. `/etc/hearth/modules` (one name per line, `#`
+//! comments) is only the boot-critical base set — virtio devices, the power button —
+//! loaded before any agent starts. An agent's own modules (`modules = [..]` in
+//! `agents.toml`: md/raid for a storage agent, VLAN/bridge/nftables for a network
+//! agent) are loaded by the supervisor right before it first starts that agent, so
+//! nobody pays for RAID6 benchmarking or nftables at boot unless an agent uses them.
+//! One [`ModuleLoading`] serves both and remembers what it did, so a module shared
+//! by several agents (or already in the base set) is inserted once.
 //!
 //! `EEXIST` (already loaded) is fine, modules listed in `modules.builtin` are skipped,
 //! and a module that is missing or fails to load is reported without stopping boot.
@@ -9,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::CString;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
 use nix::kmod::{finit_module, ModuleInitFlags};
@@ -144,7 +153,7 @@ pub fn read_list(path: &Path) -> Result<Vec<String>, ModuleError> {
 }
 
 /// The kernel surface: insert one module file.
-pub trait ModuleLoader {
+pub trait ModuleLoader: std::fmt::Debug {
     /// `Ok(true)` = loaded now, `Ok(false)` = was already loaded.
     fn insert(&mut self, name: &str, path: &Path) -> Result<bool, ModuleError>;
 }
@@ -171,7 +180,70 @@ impl ModuleLoader for KernelLoader {
     }
 }
 
-/// What [`load_listed`] did.
+/// A [`ModuleLoader`] that touches no kernel: it records every insert, in order, and
+/// can be told that a module is already loaded (`EEXIST`) or fails (`ENOEXEC`). Clones
+/// share the record, so a test keeps one and hands the other to init.
+#[derive(Debug, Clone, Default)]
+pub struct RecordingLoader {
+    inner: Arc<Mutex<Recorded>>,
+}
+
+#[derive(Debug, Default)]
+struct Recorded {
+    inserted: Vec<String>,
+    present: HashSet<String>,
+    failing: HashSet<String>,
+}
+
+impl RecordingLoader {
+    fn with(&self, f: impl FnOnce(&mut Recorded)) {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// `name` reports `EEXIST`, as if built in by another path or loaded earlier.
+    pub fn already_loaded(self, name: &str) -> Self {
+        self.with(|r| {
+            r.present.insert(name.to_string());
+        });
+        self
+    }
+
+    /// Inserting `name` fails with `ENOEXEC`.
+    pub fn failing(self, name: &str) -> Self {
+        self.with(|r| {
+            r.failing.insert(name.to_string());
+        });
+        self
+    }
+
+    /// Every successful insert so far (including `EEXIST` ones), in order.
+    pub fn inserted(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.with(|r| out = r.inserted.clone());
+        out
+    }
+}
+
+impl ModuleLoader for RecordingLoader {
+    fn insert(&mut self, name: &str, path: &Path) -> Result<bool, ModuleError> {
+        let mut result = Ok(true);
+        self.with(|r| {
+            if r.failing.contains(name) {
+                result = Err(ModuleError::Load {
+                    name: name.into(),
+                    path: path.into(),
+                    source: Errno::ENOEXEC,
+                });
+            } else {
+                r.inserted.push(name.to_string());
+                result = Ok(r.present.insert(name.to_string()));
+            }
+        });
+        result
+    }
+}
+
+/// What one [`ModuleLoading::load`] did.
 #[derive(Debug, Default)]
 pub struct LoadReport {
     pub loaded: Vec<String>,
@@ -179,41 +251,78 @@ pub struct LoadReport {
     pub errors: Vec<ModuleError>,
 }
 
-/// Load every module listed in the image for kernel `release`.
-pub fn load_listed(layout: &Layout, release: &str, loader: &mut dyn ModuleLoader) -> LoadReport {
-    let mut report = LoadReport::default();
-    let wanted = match read_list(&layout.module_list()) {
-        Ok(w) => w,
-        Err(e) => {
-            report.errors.push(e);
+/// Loads modules for init during the whole boot: the base list first, then each
+/// agent's list before its first start. Reads `modules.dep` on first use and tries
+/// every module at most once (a failure is reported once, not on every agent).
+#[derive(Debug)]
+pub struct ModuleLoading {
+    dir: PathBuf,
+    db: Option<ModuleDb>,
+    loader: Box<dyn ModuleLoader>,
+    tried: HashSet<String>,
+}
+
+impl ModuleLoading {
+    /// Modules of the kernel whose `/lib/modules/<kver>` is `dir`.
+    pub fn new(dir: PathBuf, loader: Box<dyn ModuleLoader>) -> Self {
+        Self {
+            dir,
+            db: None,
+            loader,
+            tried: HashSet::new(),
+        }
+    }
+
+    /// Load `wanted` (and dependencies first); modules tried before are skipped.
+    pub fn load(&mut self, wanted: &[String]) -> LoadReport {
+        let mut report = LoadReport::default();
+        if wanted.is_empty() {
             return report;
         }
-    };
-    if wanted.is_empty() {
-        return report;
-    }
-    let db = match ModuleDb::load(&layout.modules_dir(release)) {
-        Ok(db) => db,
-        Err(e) => {
-            report.errors.push(e);
+        if self.db.is_none() {
+            match ModuleDb::load(&self.dir) {
+                Ok(db) => self.db = Some(db),
+                Err(e) => {
+                    report.errors.push(e);
+                    return report;
+                }
+            }
+        }
+        let Some(db) = &self.db else {
             return report;
+        };
+        let (order, missing) = db.load_order(wanted);
+        for name in missing {
+            if self.tried.insert(name.clone()) {
+                report.errors.push(ModuleError::Missing {
+                    name,
+                    dep_file: db.dep_file(),
+                });
+            }
         }
-    };
-    let (order, missing) = db.load_order(&wanted);
-    for name in missing {
-        report.errors.push(ModuleError::Missing {
-            name,
-            dep_file: db.dep_file(),
-        });
-    }
-    for (name, path) in order {
-        match loader.insert(&name, &path) {
-            Ok(true) => report.loaded.push(name),
-            Ok(false) => report.already_loaded.push(name),
-            Err(e) => report.errors.push(e),
+        for (name, path) in order {
+            if !self.tried.insert(name.clone()) {
+                continue;
+            }
+            match self.loader.insert(&name, &path) {
+                Ok(true) => report.loaded.push(name),
+                Ok(false) => report.already_loaded.push(name),
+                Err(e) => report.errors.push(e),
+            }
         }
+        report
     }
-    report
+}
+
+/// Load the base modules listed in the image (`/etc/hearth/modules`).
+pub fn load_listed(layout: &Layout, loading: &mut ModuleLoading) -> LoadReport {
+    match read_list(&layout.module_list()) {
+        Ok(wanted) => loading.load(&wanted),
+        Err(e) => LoadReport {
+            errors: vec![e],
+            ..LoadReport::default()
+        },
+    }
 }
 
 /// The running kernel's release (`uname -r`).
@@ -248,28 +357,6 @@ kernel/drivers/net/virtio-net.ko: kernel/drivers/net/net_failover.ko
 kernel/drivers/net/net_failover.ko:
 ";
 
-    /// Records inserts; `fail` makes one module fail, `loaded` ones report EEXIST.
-    #[derive(Default)]
-    struct Recorder {
-        inserted: Vec<String>,
-        loaded: HashSet<String>,
-        fail: Option<String>,
-    }
-
-    impl ModuleLoader for Recorder {
-        fn insert(&mut self, name: &str, path: &Path) -> Result<bool, ModuleError> {
-            if self.fail.as_deref() == Some(name) {
-                return Err(ModuleError::Load {
-                    name: name.into(),
-                    path: path.into(),
-                    source: Errno::ENOEXEC,
-                });
-            }
-            self.inserted.push(name.to_string());
-            Ok(self.loaded.insert(name.to_string()))
-        }
-    }
-
     fn image(list: &str) -> tempfile::TempDir {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join("lib/modules/6.1.0-test");
@@ -294,11 +381,11 @@ kernel/drivers/net/net_failover.ko:
     #[test]
     fn dependencies_load_first_and_once() {
         let root = image("# comment\nnfsd\nauth_rpcgss  # again\nvirtio-net\n\nevdev\next4\n");
-        let mut rec = Recorder::default();
-        let report = load_listed(&Layout::under(root.path()), "6.1.0-test", &mut rec);
+        let rec = RecordingLoader::default();
+        let report = load_listed(&Layout::under(root.path()), &mut loading(&root, &rec));
         assert!(report.errors.is_empty(), "{:?}", report.errors);
         assert_eq!(
-            rec.inserted,
+            rec.inserted(),
             [
                 "sunrpc",
                 "auth_rpcgss",
@@ -315,12 +402,10 @@ kernel/drivers/net/net_failover.ko:
     #[test]
     fn missing_and_failing_modules_are_reported_not_fatal() {
         let root = image("nosuch\nbutton\nevdev\n");
-        let mut rec = Recorder {
-            fail: Some("button".into()),
-            loaded: ["evdev".to_string()].into(),
-            ..Recorder::default()
-        };
-        let report = load_listed(&Layout::under(root.path()), "6.1.0-test", &mut rec);
+        let rec = RecordingLoader::default()
+            .failing("button")
+            .already_loaded("evdev");
+        let report = load_listed(&Layout::under(root.path()), &mut loading(&root, &rec));
         assert_eq!(report.already_loaded, ["evdev"]);
         let errors: Vec<String> = report.errors.iter().map(|e| e.to_string()).collect();
         assert_eq!(errors.len(), 2, "{errors:?}");
@@ -337,7 +422,43 @@ kernel/drivers/net/net_failover.ko:
     #[test]
     fn no_list_means_nothing_to_do() {
         let root = tempfile::tempdir().unwrap();
-        let report = load_listed(&Layout::under(root.path()), "x", &mut Recorder::default());
+        let rec = RecordingLoader::default();
+        let report = load_listed(&Layout::under(root.path()), &mut loading(&root, &rec));
         assert!(report.loaded.is_empty() && report.errors.is_empty());
+    }
+
+    #[test]
+    fn later_lists_skip_what_was_tried_before() {
+        let root = image("virtio-net\nbutton\n");
+        let rec = RecordingLoader::default().failing("button");
+        let mut loading = loading(&root, &rec);
+        let base = load_listed(&Layout::under(root.path()), &mut loading);
+        assert_eq!(base.loaded, ["net_failover", "virtio_net"]);
+        assert_eq!(base.errors.len(), 1);
+        // An agent wanting nfsd and a base module again: only what is new loads, and
+        // the failed module is not retried (nor reported) a second time.
+        let agent = loading.load(&["nfsd".into(), "virtio_net".into(), "button".into()]);
+        assert_eq!(agent.loaded, ["sunrpc", "auth_rpcgss", "grace", "nfsd"]);
+        assert!(agent.errors.is_empty(), "{:?}", agent.errors);
+        let again = loading.load(&["nfsd".into(), "nosuch".into()]);
+        assert!(again.loaded.is_empty());
+        assert_eq!(again.errors.len(), 1);
+        assert!(loading.load(&["nosuch".into()]).errors.is_empty());
+        assert_eq!(
+            rec.inserted(),
+            [
+                "net_failover",
+                "virtio_net",
+                "sunrpc",
+                "auth_rpcgss",
+                "grace",
+                "nfsd"
+            ]
+        );
+    }
+
+    fn loading(root: &tempfile::TempDir, rec: &RecordingLoader) -> ModuleLoading {
+        let dir = Layout::under(root.path()).modules_dir("6.1.0-test");
+        ModuleLoading::new(dir, Box::new(rec.clone()))
     }
 }

@@ -14,7 +14,7 @@ use crate::config;
 use crate::console::{self, error_chain, Console};
 use crate::layout::Layout;
 use crate::manifest::Manifest;
-use crate::modules::{self, KernelLoader};
+use crate::modules::{self, KernelLoader, ModuleLoading};
 use crate::mounts::{self, Mounted};
 use crate::net;
 use crate::power_button::PowerButtons;
@@ -90,8 +90,10 @@ fn boot(core: &mut Core) {
         console.say(error_chain(&e));
     }
 
+    // The base set now; agents' own modules just before each agent first starts.
     let release = modules::kernel_release();
-    let report = modules::load_listed(&core.layout, &release, &mut KernelLoader);
+    let mut loading = ModuleLoading::new(core.layout.modules_dir(&release), Box::new(KernelLoader));
+    let report = modules::load_listed(&core.layout, &mut loading);
     for e in &report.errors {
         console.say(error_chain(e));
     }
@@ -123,6 +125,7 @@ fn boot(core: &mut Core) {
         ..Options::default()
     };
     let mut sup = Supervisor::new(&manifest, console.clone(), opts);
+    sup.set_module_loading(loading);
     sup.start();
     let mut shell = rescue_reason
         .as_ref()

@@ -13,6 +13,9 @@
 //!                            └── CRASH_LIMIT failures within CRASH_WINDOW ─▶ failed
 //! ```
 //!
+//! Right before an agent's *first* start the supervisor loads the kernel modules its
+//! manifest entry lists (see [`crate::modules`]); restarts do not load them again.
+//!
 //! An exit of any kind (even status 0) is a failure that leads to a restart: agents
 //! are meant to run forever. Shutdown ([`Supervisor::stop_all`]) stops agents in
 //! reverse start order, SIGTERM first and SIGKILL after [`Policy::stop_timeout`].
@@ -39,6 +42,7 @@ use crate::clock;
 use crate::console::{error_chain, Console};
 use crate::logsink::{LineBuffer, LogSink};
 use crate::manifest::{AgentSpec, Manifest};
+use crate::modules::ModuleLoading;
 use crate::signals;
 use crate::state::{self, AgentRecord, AgentState, Snapshot};
 
@@ -195,6 +199,8 @@ pub struct Supervisor {
     shutting_down: bool,
     expected: HashSet<Pid>,
     dirty: bool,
+    /// Loads agents' modules; `None` = agents' `modules` lists are ignored.
+    modules: Option<ModuleLoading>,
 }
 
 impl Supervisor {
@@ -235,7 +241,14 @@ impl Supervisor {
             shutting_down: false,
             expected: HashSet::new(),
             dirty: true,
+            modules: None,
         }
+    }
+
+    /// Load each agent's `modules` with `loading` before its first start (init passes
+    /// the one that already loaded the base list, so nothing loads twice).
+    pub fn set_module_loading(&mut self, loading: ModuleLoading) {
+        self.modules = Some(loading);
     }
 
     /// Report manifest problems and start every agent without dependencies.
@@ -526,8 +539,32 @@ impl Supervisor {
         })
     }
 
+    /// The modules of agent `i`, before its first start; errors are reported and the
+    /// agent starts anyway (it reports what it cannot do without them).
+    fn load_agent_modules(&mut self, i: usize) {
+        let (Some(loading), 0) = (&mut self.modules, self.slots[i].starts) else {
+            return;
+        };
+        let spec = &self.slots[i].spec;
+        if spec.modules.is_empty() {
+            return;
+        }
+        let report = loading.load(&spec.modules);
+        let name = spec.name.clone();
+        for e in &report.errors {
+            let msg = format!("agent {name}: {}", error_chain(e));
+            self.sink.console().say(&msg);
+            self.sink.init_message(7, &msg);
+        }
+        self.sink.console().timeline(format!(
+            "agent {name} modules loaded ({})",
+            report.loaded.len()
+        ));
+    }
+
     fn launch(&mut self, i: usize, now: Instant) {
         self.dirty = true;
+        self.load_agent_modules(i);
         let slot = &mut self.slots[i];
         match agent::spawn(&slot.spec, &self.opts.env) {
             Ok(spawned) => {

@@ -1,5 +1,6 @@
 //! A test image boots to `ready` once, with every agent up, the configured hostname,
-//! its kernel modules loaded, agent logs written and no zombies.
+//! its kernel modules loaded, agent logs written, heartbeatd registered on the system
+//! bus and no zombies.
 
 use std::time::Duration;
 
@@ -57,6 +58,12 @@ fn boots_to_ready() -> TestResult {
     assert!(
         log.lines().all(|l| timestamped.is_match(l)),
         "untimestamped lines in heartbeatd.log:\n{log}"
+    );
+    // heartbeatd is ready only once it owns its name, so the line is already there.
+    assert!(
+        log.lines()
+            .any(|l| l.ends_with("heartbeatd: registered org.hearth.Heartbeat1 on the system bus")),
+        "heartbeatd did not register on the system bus:\n{log}"
     );
 
     let zombies: Vec<_> = guest.ps()?.into_iter().filter(|p| p.state == "Z").collect();

@@ -1,24 +1,34 @@
-//! `heartbeatd`: a placeholder agent that exercises supervision end to end.
+//! `heartbeatd`: a placeholder agent that exercises supervision and the system bus end
+//! to end.
 //!
-//! It reads the appliance config and logs the host name, becomes ready, logs
-//! `heartbeat N` every interval and exits 0 on SIGTERM. If the fail file exists
+//! It reads the appliance config and logs the host name, joins the system bus as
+//! `org.hearth.Heartbeat1` ([`bus`]), becomes ready, logs `heartbeat N` every interval
+//! (and publishes it as the bus property `Count`) and exits 0 on SIGTERM/SIGINT. Ready
+//! is reported only after the bus name is acquired, so an agent ordered after it can
+//! call it at once. Without a reachable bus (run by hand on a machine with none) it
+//! warns and carries on; `--no-bus` skips the bus. If the fail file exists
 //! (`/run/hearth/fail/heartbeatd` by default) it logs an error and exits 1 *before*
 //! becoming ready — that is how tests make it crash-loop under init.
+//!
+//! One current-thread tokio runtime drives the timer, the signals and zbus: no worker
+//! threads, which keeps the agent small in memory.
 
-use std::os::fd::AsFd;
+pub mod bus;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use nix::poll::{PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
+use tokio::signal::unix::{signal, SignalKind};
+
+/// The line logged once the name is owned (tests look for it).
+pub const REGISTERED: &str = "registered org.hearth.Heartbeat1 on the system bus";
 
 /// Command-line flags.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "heartbeatd",
-    about = "Hearth placeholder agent: logs a heartbeat"
+    about = "Hearth placeholder agent: logs a heartbeat, serves org.hearth.Heartbeat1"
 )]
 pub struct Args {
     /// The appliance config.
@@ -30,6 +40,12 @@ pub struct Args {
     /// If this file exists, fail before becoming ready (for crash-loop tests).
     #[arg(long, default_value = "/run/hearth/fail/heartbeatd")]
     pub fail_file: PathBuf,
+    /// D-Bus address of the system bus.
+    #[arg(long, default_value = bus::SYSTEM_BUS_ADDRESS)]
+    pub bus_address: String,
+    /// Do not join the system bus.
+    #[arg(long)]
+    pub no_bus: bool,
 }
 
 /// Why heartbeatd stopped with an error.
@@ -37,12 +53,16 @@ pub struct Args {
 pub enum HeartbeatError {
     #[error("simulated failure requested by {}", path.display())]
     SimulatedFailure { path: PathBuf },
-    #[error("setting up SIGTERM handling")]
-    Signals(#[source] nix::errno::Errno),
+    #[error("setting up the event loop")]
+    Runtime(#[source] std::io::Error),
+    #[error("setting up {signal} handling")]
+    Signals {
+        signal: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("reporting readiness")]
     Ready(#[from] hearth_agent::ready::ReadyError),
-    #[error("waiting for the next heartbeat")]
-    Poll(#[source] nix::errno::Errno),
 }
 
 /// Fail if the simulated-failure file exists.
@@ -68,33 +88,62 @@ pub fn run(args: &Args) -> Result<(), HeartbeatError> {
         Ok(name) => log::info!("config loaded, hostname {name}"),
         Err(e) => log::warn!("cannot use the config: {}", error_chain(&e)),
     }
-    let mut mask = SigSet::empty();
-    mask.add(Signal::SIGTERM);
-    mask.add(Signal::SIGINT);
-    mask.thread_block().map_err(HeartbeatError::Signals)?;
-    let sfd =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(HeartbeatError::Signals)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(HeartbeatError::Runtime)?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &Args) -> Result<(), HeartbeatError> {
+    let handler = |kind: SignalKind, name: &'static str| {
+        signal(kind).map_err(|source| HeartbeatError::Signals {
+            signal: name,
+            source,
+        })
+    };
+    let mut sigterm = handler(SignalKind::terminate(), "SIGTERM")?;
+    let mut sigint = handler(SignalKind::interrupt(), "SIGINT")?;
+    let conn = if args.no_bus {
+        log::info!("not joining the system bus (--no-bus)");
+        None
+    } else {
+        match bus::register(&args.bus_address).await {
+            Ok(conn) => {
+                log::info!("{REGISTERED}");
+                Some(conn)
+            }
+            Err(e) => {
+                log::warn!("continuing without the bus: {}", error_chain(&e));
+                None
+            }
+        }
+    };
     hearth_agent::ready::notify()?;
     log::info!("ready, heartbeat every {}s", args.interval);
     let interval = Duration::from_secs(args.interval);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     let mut beat: u64 = 0;
     loop {
-        let mut fds = [PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-        let timeout = PollTimeout::try_from(interval).unwrap_or(PollTimeout::MAX);
-        match nix::poll::poll(&mut fds, timeout) {
-            Ok(0) => {
+        tokio::select! {
+            _ = ticks.tick() => {
                 beat += 1;
                 log::info!("heartbeat {beat}");
+                if let Some(conn) = &conn {
+                    if let Err(e) = bus::publish(conn, beat).await {
+                        log::warn!("{}", error_chain(&e));
+                    }
+                }
             }
-            Ok(_) => {
-                let signal = sfd.read_signal().ok().flatten().map(|s| s.ssi_signo);
-                log::info!("stopping (signal {})", signal.unwrap_or_default());
-                return Ok(());
-            }
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => return Err(HeartbeatError::Poll(e)),
+            _ = sigterm.recv() => return stopping("SIGTERM"),
+            _ = sigint.recv() => return stopping("SIGINT"),
         }
     }
+}
+
+fn stopping(signal: &str) -> Result<(), HeartbeatError> {
+    log::info!("stopping ({signal})");
+    Ok(())
 }
 
 /// The error with its sources on one line.
@@ -159,6 +208,9 @@ mod tests {
         assert_eq!(args.config, Path::new("/etc/hearth/config.toml"));
         assert_eq!(args.interval, 30);
         assert_eq!(args.fail_file, Path::new("/run/hearth/fail/heartbeatd"));
+        assert_eq!(args.bus_address, "unix:path=/run/dbus/system_bus_socket");
+        assert!(!args.no_bus);
+        assert!(Args::parse_from(["heartbeatd", "--no-bus"]).no_bus);
         assert!(Args::try_parse_from(["heartbeatd", "--interval", "0"]).is_err());
     }
 }

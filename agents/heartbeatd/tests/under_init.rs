@@ -1,5 +1,6 @@
-//! heartbeatd supervised by the real `hearth-init` supervisor: readiness, heartbeats,
-//! a clean SIGTERM stop, and the crash loop the fail file triggers.
+//! heartbeatd supervised by the real `hearth-init` supervisor (without a bus; see
+//! `on_the_bus.rs` for that): readiness, heartbeats, a clean SIGTERM stop, and the
+//! crash loop the fail file triggers.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -27,6 +28,7 @@ fn supervise(dir: &std::path::Path) -> (Supervisor, Captured) {
             config.to_str().unwrap(),
             "--fail-file",
             fail.to_str().unwrap(),
+            "--no-bus",
         ],
     );
     let (console, captured) = Console::memory();
