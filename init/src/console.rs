@@ -5,6 +5,7 @@
 //! record is in `/var/log/hearth/<agent>.log`. A [`Console`] is a cheap clone of one
 //! shared writer; tests use [`Console::memory`] to read back what was printed.
 
+pub use hearth_agent::error_chain;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -130,16 +131,4 @@ pub fn ensure_stdio(device: &Path) {
         // The file landed on a standard fd: keep it open for the process lifetime.
         std::mem::forget(file);
     }
-}
-
-/// `outer: inner: innermost` — an error with its whole source chain on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }

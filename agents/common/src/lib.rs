@@ -16,3 +16,16 @@
 
 pub mod logging;
 pub mod ready;
+
+/// `outer: inner: innermost` — an error with its whole source chain on one line, for
+/// the one place (an agent's `main` or log line) that prints it.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

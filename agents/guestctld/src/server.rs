@@ -5,6 +5,7 @@
 //! the port, and the server reopens it and carries on. While no host is connected the
 //! port reads as EOF immediately, hence the short pause before reopening.
 
+use hearth_agent::error_chain;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -141,18 +142,6 @@ pub fn handle(request: &Request, proc_root: &Path) -> Response {
         id: request.id,
         body,
     }
-}
-
-/// `outer: inner: innermost`, printed once for the host.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 
 pub mod bus;
 
+pub use hearth_agent::error_chain;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -144,18 +145,6 @@ async fn serve(args: &Args) -> Result<(), HeartbeatError> {
 fn stopping(signal: &str) -> Result<(), HeartbeatError> {
     log::info!("stopping ({signal})");
     Ok(())
-}
-
-/// The error with its sources on one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
