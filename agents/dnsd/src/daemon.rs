@@ -1,12 +1,14 @@
 //! The `dnsd` daemon: wire config, lease database and sockets together.
 //!
-//! DNS is not served yet (issue 4); host names are already collected in [`Hosts`]
-//! for the local zone.
+//! DHCP runs on one thread per interface; DNS on its own tokio runtime ([`Dns`]),
+//! which also owns the main thread after readiness (SIGHUP reload). Host names from
+//! DHCP reach the DNS zone through the shared [`Hosts`] table.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::dhcp::{self, LeaseDb, Server};
+use crate::dns::server::{Dns, DnsError, DnsOptions};
 use crate::hosts::Hosts;
 use crate::settings::{self, InterfaceFlag};
 
@@ -19,6 +21,8 @@ pub struct Options {
     pub state_dir: PathBuf,
     /// Explicit `IFNAME=NETWORK` pairs (see [`settings`]).
     pub interfaces: Vec<InterfaceFlag>,
+    /// DNS listen addresses and upstreams from the command line.
+    pub dns: DnsOptions,
 }
 
 /// Why the daemon could not start.
@@ -32,7 +36,9 @@ pub enum RunError {
     Lease(#[from] dhcp::LeaseError),
     #[error(transparent)]
     Socket(#[from] dhcp::socket::SocketError),
-    #[error("nothing to serve: no DHCP pool has an interface")]
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    #[error("nothing to serve: no DHCP pool has an interface and no DNS address is bound")]
     Nothing,
 }
 
@@ -76,13 +82,17 @@ pub fn run(opts: &Options) -> Result<(), RunError> {
             );
         }
     }
-    if threads.is_empty() {
+    let dns = Dns::start(&cfg, &opts.dns, &hosts)?;
+    if threads.is_empty() && !dns.is_listening() {
         return Err(RunError::Nothing);
     }
     if let Err(e) = hearth_agent::ready::notify() {
         log::warn!("{e}");
     }
     log::info!("ready");
+    if dns.is_listening() {
+        dns.serve(opts.config.clone(), hosts);
+    }
     for t in threads {
         let _ = t.join();
     }

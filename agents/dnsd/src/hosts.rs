@@ -1,6 +1,6 @@
 //! Host names learned from DHCP (leases and reservations), shared with the DNS zone.
 //!
-//! The DHCP server writes, the DNS server reads; names are single lowercase labels
+//! The DHCP server writes, the DNS zone ([`crate::dns::zone`]) reads; names are single lowercase labels
 //! and live inside `dns.domain`. Cloning a [`Hosts`] shares the table.
 
 use std::collections::HashMap;

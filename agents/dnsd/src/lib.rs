@@ -5,14 +5,18 @@
 //!    served network ([`settings`]).
 //! 2. Open the lease database in the state directory ([`dhcp::lease`]); replaying it
 //!    restores every lease that was ever ACKed, also after `kill -9`.
-//! 3. Bind one DHCP socket per interface ([`dhcp::socket`]); then report readiness
-//!    ([`hearth_agent::ready::notify`]).
-//! 4. Serve. Host names from leases and reservations are collected in [`hosts`] for
-//!    the local DNS zone (the DNS half of issue 4 is not written yet).
+//! 3. Bind one DHCP socket per interface ([`dhcp::socket`]) and the DNS sockets
+//!    ([`dns::server`]); then report readiness ([`hearth_agent::ready::notify`]).
+//! 4. Serve. Host names from leases and reservations are collected in [`hosts`] and
+//!    answered by the local DNS zone ([`dns::zone`]); everything else is forwarded
+//!    and cached ([`dns::forward`], [`dns::cache`]). SIGHUP reloads the zone and the
+//!    blocklists.
 //!
-//! Standalone: `dnsd --config FILE --state-dir DIR [--interface IFNAME=NETWORK]...`.
+//! Standalone: `dnsd --config FILE --state-dir DIR [--interface IFNAME=NETWORK]...
+//! [--dns-listen ADDR:PORT]... [--upstream ADDR:PORT]...`.
 
 pub mod daemon;
 pub mod dhcp;
+pub mod dns;
 pub mod hosts;
 pub mod settings;

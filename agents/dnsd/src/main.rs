@@ -1,12 +1,14 @@
 //! `dnsd --config FILE --state-dir DIR`: see the library docs.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
 use dnsd::daemon::{self, Options};
+use dnsd::dns::server::DnsOptions;
 use dnsd::settings::InterfaceFlag;
 
-/// DHCPv4 server for every LAN segment (DNS: not yet).
+/// DHCPv4 server and caching DNS for every LAN segment.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
@@ -20,6 +22,13 @@ struct Cli {
     /// Default: lan on the LAN bridge, each segment on <bridge>.<vlan>.
     #[arg(long = "interface", value_name = "IFNAME=NETWORK")]
     interfaces: Vec<InterfaceFlag>,
+    /// Serve DNS on ADDR:PORT (UDP and TCP); repeatable. Default: port 53 on the
+    /// appliance's address in every inside network.
+    #[arg(long = "dns-listen", value_name = "ADDR:PORT")]
+    dns_listen: Vec<SocketAddr>,
+    /// Forward to this DNS server instead of `dns.upstreams`; repeatable, in order.
+    #[arg(long = "upstream", value_name = "ADDR:PORT")]
+    upstreams: Vec<SocketAddr>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -29,6 +38,10 @@ fn main() -> std::process::ExitCode {
         config: cli.config,
         state_dir: cli.state_dir,
         interfaces: cli.interfaces,
+        dns: DnsOptions {
+            listen: cli.dns_listen,
+            upstreams: cli.upstreams,
+        },
     };
     match daemon::run(&opts) {
         Ok(()) => std::process::ExitCode::SUCCESS,

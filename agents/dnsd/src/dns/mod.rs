@@ -1,0 +1,14 @@
+//! The DNS half of dnsd: a local authoritative zone ([`zone`]), blocklists
+//! ([`blocklist`]), an LRU answer cache ([`cache`]) and a forwarder to the upstreams
+//! ([`forward`]), served over UDP and TCP ([`server`]).
+//!
+//! Wire formats are `hickory-proto`'s; the sockets, the cache and the forwarding are
+//! ours (a few hundred lines), which keeps the hot path — cache hit to reply — free of
+//! the generic resolver machinery.
+
+pub mod blocklist;
+pub mod cache;
+pub mod forward;
+pub mod resolver;
+pub mod server;
+pub mod zone;

@@ -1,0 +1,225 @@
+//! One query in, one answer out: the local zone first (never forwarded), then the
+//! blocklists, then the cache, then the upstreams.
+//!
+//! The zone and blocklists sit behind one `Arc` that a reload replaces whole
+//! ([`Resolver::swap`]): a query sees either the old or the new configuration, never a
+//! mix, and a failed reload leaves the old one in place.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, RwLock};
+
+use hearth_config::BlockAction;
+use hickory_proto::op::{Edns, Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{RData, Record, RecordType};
+
+use super::blocklist::Blocklists;
+use super::cache::{Cache, Cached};
+use super::forward::{Forwarder, EDNS_PAYLOAD};
+use super::zone::Zone;
+
+/// TTL of synthesized answers for blocked names.
+const BLOCKED_TTL: u32 = 60;
+
+/// What a reload swaps.
+#[derive(Debug)]
+pub struct State {
+    pub zone: Zone,
+    pub blocks: Blocklists,
+}
+
+/// The next step for a query.
+#[derive(Debug)]
+pub enum Step {
+    /// Send these bytes back.
+    Reply(Vec<u8>),
+    /// Not answerable from memory: forward (see [`Resolver::forward`]).
+    Forward(Box<Message>),
+    /// Not a query we answer at all (a response, garbage without a header).
+    Drop,
+}
+
+/// The resolver shared by every socket.
+#[derive(Debug)]
+pub struct Resolver {
+    state: RwLock<Arc<State>>,
+    cache: Cache,
+    forwarder: Forwarder,
+}
+
+fn response_to(req: &Message) -> Message {
+    let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+    resp.metadata.recursion_desired = req.metadata.recursion_desired;
+    resp.metadata.recursion_available = true;
+    resp.metadata.checking_disabled = req.metadata.checking_disabled;
+    resp.queries = req.queries.clone();
+    if req.edns.is_some() {
+        let mut e = Edns::new();
+        e.set_max_payload(EDNS_PAYLOAD);
+        resp.set_edns(e);
+    }
+    resp
+}
+
+/// Encode `resp`, truncating it (TC, empty sections) when it exceeds `limit`.
+fn encode(resp: &Message, limit: Option<usize>) -> Vec<u8> {
+    let bytes = resp.to_vec().unwrap_or_else(|e| {
+        log::warn!("encoding an answer: {e}");
+        let mut m = Message::error_msg(resp.metadata.id, OpCode::Query, ResponseCode::ServFail);
+        m.queries = resp.queries.clone();
+        m.to_vec().unwrap_or_default()
+    });
+    match limit {
+        Some(l) if bytes.len() > l => resp.truncate().to_vec().unwrap_or_default(),
+        _ => bytes,
+    }
+}
+
+/// The UDP size limit for answers to `req`.
+fn udp_limit(req: &Message) -> usize {
+    match &req.edns {
+        Some(e) => usize::from(e.max_payload().clamp(512, EDNS_PAYLOAD)),
+        None => 512,
+    }
+}
+
+impl Resolver {
+    /// A resolver over `state`, with `cache` and `forwarder`.
+    pub fn new(state: State, cache: Cache, forwarder: Forwarder) -> Self {
+        Self {
+            state: RwLock::new(Arc::new(state)),
+            cache,
+            forwarder,
+        }
+    }
+
+    /// Replace the zone and blocklists (a reload).
+    pub fn swap(&self, state: State) {
+        *self.state.write().expect("state lock") = Arc::new(state);
+    }
+
+    /// The current zone and blocklists.
+    pub fn state(&self) -> Arc<State> {
+        self.state.read().expect("state lock").clone()
+    }
+
+    /// The cache (for stats).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// The size limit for the answer to `req` (`None`: TCP, no limit).
+    fn limit(req: &Message, udp: bool) -> Option<usize> {
+        udp.then(|| udp_limit(req))
+    }
+
+    /// Answer from memory if possible.
+    pub fn prepare(&self, bytes: &[u8], udp: bool) -> Step {
+        let req = match Message::from_vec(bytes) {
+            Ok(m) => m,
+            Err(_) if bytes.len() >= 12 && bytes[2] & 0x80 == 0 => {
+                let id = u16::from_be_bytes([bytes[0], bytes[1]]);
+                let m = Message::error_msg(id, OpCode::Query, ResponseCode::FormErr);
+                return Step::Reply(m.to_vec().unwrap_or_default());
+            }
+            Err(_) => return Step::Drop,
+        };
+        if req.metadata.message_type != hickory_proto::op::MessageType::Query {
+            return Step::Drop;
+        }
+        let mut resp = response_to(&req);
+        let limit = Self::limit(&req, udp);
+        if req.metadata.op_code != OpCode::Query {
+            resp.metadata.response_code = ResponseCode::NotImp;
+            return Step::Reply(encode(&resp, limit));
+        }
+        let [q] = req.queries.as_slice() else {
+            resp.metadata.response_code = ResponseCode::FormErr;
+            return Step::Reply(encode(&resp, limit));
+        };
+        let state = self.state();
+        if let Some(a) = state.zone.answer(&q.name, q.query_type) {
+            resp.metadata.authoritative = true;
+            resp.metadata.response_code = a.rcode;
+            resp.answers = a.answers;
+            resp.authorities = a.authorities;
+            return Step::Reply(encode(&resp, limit));
+        }
+        if let Some(action) = state.blocks.lookup(&q.name) {
+            Self::blocked(&mut resp, q, action);
+            return Step::Reply(encode(&resp, limit));
+        }
+        if let Some(c) = self
+            .cache
+            .get(&(q.name.clone(), q.query_type, q.query_class))
+        {
+            Self::fill(&mut resp, c);
+            return Step::Reply(encode(&resp, limit));
+        }
+        Step::Forward(Box::new(req))
+    }
+
+    fn blocked(resp: &mut Message, q: &Query, action: BlockAction) {
+        match action {
+            BlockAction::Nxdomain => resp.metadata.response_code = ResponseCode::NXDomain,
+            BlockAction::Null => {
+                let data = match q.query_type {
+                    RecordType::A => Some(RData::A(A(Ipv4Addr::UNSPECIFIED))),
+                    RecordType::AAAA => Some(RData::AAAA(AAAA(Ipv6Addr::UNSPECIFIED))),
+                    _ => None,
+                };
+                if let Some(d) = data {
+                    resp.add_answer(Record::from_rdata(q.name.clone(), BLOCKED_TTL, d));
+                }
+            }
+        }
+    }
+
+    fn fill(resp: &mut Message, c: Cached) {
+        resp.metadata.response_code = c.rcode;
+        resp.answers = c.answers;
+        resp.authorities = c.authorities;
+        resp.additionals = c.additionals;
+    }
+
+    /// Forward `req` (from [`Step::Forward`]), cache and encode the answer.
+    pub async fn forward(&self, req: &Message, udp: bool) -> Vec<u8> {
+        let mut resp = response_to(req);
+        let q = &req.queries[0];
+        match self.forwarder.resolve(q).await {
+            Ok(m) => {
+                self.cache
+                    .insert((q.name.clone(), q.query_type, q.query_class), &m);
+                resp.metadata.authentic_data = m.metadata.authentic_data;
+                // An upstream refusing us is our failure, not the client's.
+                let rcode = match m.metadata.response_code {
+                    ResponseCode::Refused => ResponseCode::ServFail,
+                    r => r,
+                };
+                Self::fill(
+                    &mut resp,
+                    Cached {
+                        rcode,
+                        answers: m.answers,
+                        authorities: m.authorities,
+                        additionals: m.additionals,
+                    },
+                );
+            }
+            Err(e) => {
+                log::warn!("{} {}: {e}", q.name, q.query_type);
+                resp.metadata.response_code = ResponseCode::ServFail;
+            }
+        }
+        encode(&resp, Self::limit(req, udp))
+    }
+
+    /// Answer `bytes` completely (memory or upstream).
+    pub async fn handle(&self, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
+        match self.prepare(bytes, udp) {
+            Step::Reply(b) => Some(b),
+            Step::Forward(req) => Some(self.forward(&req, udp).await),
+            Step::Drop => None,
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The DNS sockets: UDP and TCP on every listen address, on a tokio runtime of its
+//! own (the DHCP side keeps its threads), and the SIGHUP reload.
+//!
+//! Listen addresses: `--dns-listen ADDR:PORT` (repeatable; a bind failure is fatal),
+//! else port 53 on the appliance's address in every inside network (LAN and segment
+//! gateways; one that cannot be bound is skipped with a warning). IPv4 sockets are
+//! bound with `IP_FREEBIND`, so dnsd may start before the addresses exist.
+//!
+//! SIGHUP re-reads the config and the blocklists and swaps the zone and blocklists in
+//! one step; if anything is wrong the old ones keep serving and the error is logged.
+//! Upstreams, listen addresses and cache limits are read at start only.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hearth_config::Config;
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
+};
+use std::os::fd::AsRawFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::runtime::Runtime;
+use tokio::sync::Semaphore;
+
+use super::blocklist::{BlocklistError, Blocklists};
+use super::cache::{Cache, Limits};
+use super::forward::Forwarder;
+use super::resolver::{Resolver, State, Step};
+use super::zone::{self, Zone, ZoneError};
+use crate::hosts::Hosts;
+
+/// How long an upstream gets before the next one is asked.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long an idle TCP client is kept.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+/// UDP receive loops per socket (the runtime has one worker per core).
+const UDP_LOOPS: usize = 2;
+/// Forwarded UDP queries in flight at most; more are dropped (the client retries),
+/// so a flood of cache misses cannot grow tasks and sockets without bound.
+const MAX_FORWARDS: usize = 1024;
+
+/// Why DNS could not start (or reload).
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error(transparent)]
+    Zone(#[from] ZoneError),
+    #[error(transparent)]
+    Blocklist(#[from] BlocklistError),
+    #[error("DNS listen address {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("starting the DNS runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What the command line says about DNS.
+#[derive(Debug, Clone, Default)]
+pub struct DnsOptions {
+    /// `--dns-listen`; empty: the inside addresses on port 53.
+    pub listen: Vec<SocketAddr>,
+    /// `--upstream`; empty: `dns.upstreams`.
+    pub upstreams: Vec<SocketAddr>,
+}
+
+/// Build the zone and blocklists from `cfg`.
+pub fn state(cfg: &Config, hosts: &Hosts) -> Result<State, DnsError> {
+    let dns = &cfg.dns;
+    let ttl = u32::try_from(dns.cache.ttl.as_secs()).unwrap_or(u32::MAX);
+    let zone = Zone::build(
+        dns.domain.as_str(),
+        &dns.records,
+        ttl,
+        zone::subnets(cfg),
+        hosts.clone(),
+    )?;
+    let blocks = Blocklists::load(&dns.blocklists)?;
+    Ok(State { zone, blocks })
+}
+
+fn default_listen(cfg: &Config) -> Vec<SocketAddr> {
+    let mut addrs: Vec<IpAddr> = vec![cfg.network.lan.address.addr()];
+    addrs.extend(cfg.network.segments.iter().map(|s| IpAddr::V4(s.gateway)));
+    addrs.into_iter().map(|a| SocketAddr::new(a, 53)).collect()
+}
+
+/// Bound DNS sockets and the resolver, ready to serve.
+#[derive(Debug)]
+pub struct Dns {
+    runtime: Runtime,
+    resolver: Arc<Resolver>,
+    sockets: Vec<(UdpSocket, TcpListener)>,
+}
+
+/// A non-blocking socket bound to `addr`; IPv4 ones with `IP_FREEBIND`, so the
+/// inside addresses can be bound before netd has put them on the interfaces.
+fn socket_on(addr: SocketAddr, ty: SockType) -> nix::Result<std::os::fd::OwnedFd> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket::socket(
+        family,
+        ty,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    if addr.is_ipv4() {
+        socket::setsockopt(&fd, sockopt::IpFreebind, &true)?;
+    }
+    if ty == SockType::Stream {
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
+    if ty == SockType::Stream {
+        socket::listen(&fd, Backlog::MAXCONN)?;
+    }
+    Ok(fd)
+}
+
+/// UDP and TCP sockets on `addr` (call inside the runtime).
+fn bind(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), std::io::Error> {
+    let udp = socket_on(addr, SockType::Datagram)?;
+    let tcp = socket_on(addr, SockType::Stream)?;
+    let udp = UdpSocket::from_std(std::net::UdpSocket::from(udp))?;
+    let tcp = TcpListener::from_std(std::net::TcpListener::from(tcp))?;
+    Ok((udp, tcp))
+}
+
+impl Dns {
+    /// Build the resolver and bind every listen address.
+    pub fn start(cfg: &Config, opts: &DnsOptions, hosts: &Hosts) -> Result<Self, DnsError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("dns")
+            .enable_all()
+            .build()
+            .map_err(DnsError::Runtime)?;
+        let state = state(cfg, hosts)?;
+        let upstreams: Vec<SocketAddr> = if opts.upstreams.is_empty() {
+            cfg.dns.upstreams.iter().map(|u| u.addr()).collect()
+        } else {
+            opts.upstreams.clone()
+        };
+        if upstreams.is_empty() {
+            log::warn!("no DNS upstreams: only local names will be answered");
+        }
+        let c = &cfg.dns.cache;
+        let limits = Limits {
+            max_entries: usize::try_from(c.max_entries).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(c.max_bytes.bytes()).unwrap_or(usize::MAX),
+            min_ttl: u32::try_from(c.min_ttl.as_secs()).unwrap_or(u32::MAX),
+            max_ttl: u32::try_from(c.max_ttl.as_secs()).unwrap_or(u32::MAX),
+        };
+        log::info!(
+            "DNS zone {}, {} blocked names, upstreams {:?}, cache {} entries / {} bytes",
+            state.zone.domain(),
+            state.blocks.len(),
+            upstreams,
+            limits.max_entries,
+            limits.max_bytes
+        );
+        let resolver = Arc::new(Resolver::new(
+            state,
+            Cache::new(limits),
+            Forwarder::new(upstreams, UPSTREAM_TIMEOUT),
+        ));
+        let explicit = !opts.listen.is_empty();
+        let addrs = if explicit {
+            opts.listen.clone()
+        } else {
+            default_listen(cfg)
+        };
+        let mut sockets = Vec::new();
+        for addr in addrs {
+            match runtime.block_on(async { bind(addr) }) {
+                Ok(s) => {
+                    log::info!("DNS on {addr} (UDP and TCP)");
+                    sockets.push(s);
+                }
+                Err(source) if explicit => return Err(DnsError::Bind { addr, source }),
+                Err(e) => log::warn!("DNS listen address {addr}: {e}; skipped"),
+            }
+        }
+        Ok(Self {
+            runtime,
+            resolver,
+            sockets,
+        })
+    }
+
+    /// Whether any address is bound.
+    pub fn is_listening(&self) -> bool {
+        !self.sockets.is_empty()
+    }
+
+    /// Serve forever; SIGHUP reloads from `config`.
+    pub fn serve(self, config: PathBuf, hosts: Hosts) {
+        let Self {
+            runtime,
+            resolver,
+            sockets,
+        } = self;
+        runtime.block_on(async move {
+            let permits = Arc::new(Semaphore::new(MAX_FORWARDS));
+            for (udp, tcp) in sockets {
+                let udp = Arc::new(udp);
+                for _ in 0..UDP_LOOPS {
+                    tokio::spawn(serve_udp(udp.clone(), resolver.clone(), permits.clone()));
+                }
+                tokio::spawn(serve_tcp(tcp, resolver.clone()));
+            }
+            reload_on_hangup(&config, &hosts, &resolver).await;
+        });
+    }
+}
+
+async fn reload_on_hangup(config: &Path, hosts: &Hosts, resolver: &Resolver) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("cannot watch SIGHUP ({e}); reload disabled");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        let loaded = hearth_config::load(config)
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| state(&cfg, hosts).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(s) => {
+                log::info!("reloaded: {} blocked names", s.blocks.len());
+                resolver.swap(s);
+            }
+            Err(e) => log::error!("reload refused, keeping the old config: {e}"),
+        }
+    }
+}
+
+async fn serve_udp(sock: Arc<UdpSocket>, resolver: Arc<Resolver>, permits: Arc<Semaphore>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                log::debug!("DNS UDP receive: {e}");
+                continue;
+            }
+        };
+        match resolver.prepare(&buf[..n], true) {
+            Step::Reply(out) => {
+                let _ = sock.send_to(&out, peer).await;
+            }
+            Step::Forward(req) => {
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    log::debug!("{MAX_FORWARDS} queries in flight upstream; dropping one");
+                    continue;
+                };
+                let (sock, resolver) = (sock.clone(), resolver.clone());
+                tokio::spawn(async move {
+                    let out = resolver.forward(&req, true).await;
+                    let _ = sock.send_to(&out, peer).await;
+                    drop(permit);
+                });
+            }
+            Step::Drop => {}
+        }
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(tcp_client(stream, resolver.clone()));
+            }
+            Err(e) => {
+                log::debug!("DNS TCP accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn tcp_client(mut s: TcpStream, resolver: Arc<Resolver>) {
+    loop {
+        let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, s.read_u16()).await else {
+            return;
+        };
+        let mut buf = vec![0u8; usize::from(len)];
+        let Ok(Ok(_)) = tokio::time::timeout(TCP_IDLE, s.read_exact(&mut buf)).await else {
+            return;
+        };
+        let Some(out) = resolver.handle(&buf, false).await else {
+            return;
+        };
+        let Ok(n) = u16::try_from(out.len()) else {
+            return;
+        };
+        let mut framed = Vec::with_capacity(out.len() + 2);
+        framed.extend_from_slice(&n.to_be_bytes());
+        framed.extend_from_slice(&out);
+        if s.write_all(&framed).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn binds_an_address_this_host_does_not_have_yet() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (udp, tcp) = rt
+            .block_on(async { bind("192.0.2.53:0".parse().unwrap()) })
+            .unwrap();
+        assert_eq!(udp.local_addr().unwrap().ip().to_string(), "192.0.2.53");
+        assert_eq!(tcp.local_addr().unwrap().ip().to_string(), "192.0.2.53");
+    }
+}

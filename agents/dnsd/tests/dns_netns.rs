@@ -1,0 +1,426 @@
+//! DNS against real `dig` (bind9-dnsutils), with `dnsmasq` (dnsmasq-base) as the
+//! upstream in a namespace of its own.
+//!
+//! Layout: the client namespace (10.77.0.2 on the lab bridge) asks dnsd at
+//! 10.77.0.1:53 in the server namespace; dnsd forwards over a veth pair
+//! (10.78.0.1 - 10.78.0.2) to dnsmasq in the upstream namespace. The first upstream
+//! given to dnsd (port 9 there) refuses, so every forwarded name also exercises
+//! failover.
+//!
+//! Needs root and `ip netns`: `cargo test -p dnsd --test dns_netns -- --ignored
+//! --test-threads=1`. Without root every test fails at `ip netns add`.
+
+mod common;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{events, hook_script, sh, wait_until, Dnsd, Lab, Netns};
+
+/// 10 TXT strings of 200 bytes: over 2 KB, more than one UDP answer holds.
+fn big_txt(i: usize) -> String {
+    format!("{i}{}", "x".repeat(199))
+}
+
+/// The lab plus an upstream namespace running dnsmasq, and dnsd.
+/// Fields drop in order: dnsd and dnsmasq die before their namespaces go.
+struct DnsLab {
+    dnsd: Dnsd,
+    dnsmasq: Option<Child>,
+    blocklist: PathBuf,
+    _upstream: Netns,
+    lab: Lab,
+}
+
+impl DnsLab {
+    /// `extra` is appended to the config (after `[dhcp]`: use table headers).
+    fn new(extra: &str, blocklist: &str) -> Self {
+        let lab = Lab::new(1, &[]);
+        let upstream = Netns::new(format!("{}-u", lab.prefix));
+        let id = lab.prefix.rsplit('-').next().unwrap().to_owned();
+        let host_end = format!("u{}x{id}", std::process::id() % 100_000);
+        sh(&[
+            "ip",
+            "link",
+            "add",
+            &host_end,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "u0",
+            "netns",
+            &upstream.name,
+        ]);
+        sh(&["ip", "link", "set", &host_end, "netns", &lab.server.name]);
+        lab.server
+            .ip(&["addr", "add", "10.78.0.1/24", "dev", &host_end]);
+        lab.server.ip(&["link", "set", &host_end, "up"]);
+        upstream.ip(&["addr", "add", "10.78.0.2/24", "dev", "u0"]);
+        upstream.ip(&["link", "set", "u0", "up"]);
+        lab.clients[0].ip(&["addr", "add", "10.77.0.2/24", "dev", "c0"]);
+
+        let dnsmasq_log = lab.dir.path().join("dnsmasq.log");
+        let mut cmd = upstream.command("dnsmasq");
+        cmd.args([
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--bind-interfaces",
+            "--listen-address=10.78.0.2",
+            "--port=53",
+            "--log-queries",
+            "--local-ttl=300",
+            "--address=/example.test/192.0.2.7",
+            "--txt-record=t.example.test,hello upstream",
+            "--cname=alias.example.test,www.example.test",
+        ]);
+        for i in 0..10 {
+            cmd.arg(format!("--txt-record=big.example.test,{}", big_txt(i)));
+        }
+        let dnsmasq = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&dnsmasq_log).unwrap())
+            .spawn()
+            .expect("spawning dnsmasq (dnsmasq-base)");
+        wait_until("dnsmasq listening", Duration::from_secs(10), || {
+            upstream
+                .command("dig")
+                .args([
+                    "+short",
+                    "+time=1",
+                    "+tries=1",
+                    "@10.78.0.2",
+                    "x.example.test",
+                ])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("192.0.2.7"))
+        });
+
+        let blocklist_path = lab.dir.path().join("ads.hosts");
+        std::fs::write(&blocklist_path, blocklist).unwrap();
+        let null_list = lab.dir.path().join("null.list");
+        std::fs::write(&null_list, "null.example\n").unwrap();
+        let extra = format!(
+            r#"
+[[dns.blocklists]]
+path = "{}"
+[[dns.blocklists]]
+path = "{}"
+action = "null"
+{extra}"#,
+            blocklist_path.display(),
+            null_list.display()
+        );
+        let config = lab.config("10.77.0.100", "10.77.0.120", &extra);
+        let log = lab.dir.path().join("dnsd.log");
+        let mut cmd = lab.server.command(env!("CARGO_BIN_EXE_dnsd"));
+        cmd.arg("--config")
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(lab.state_dir())
+            .args(["--interface", "br0=lan"])
+            .args(["--dns-listen", "10.77.0.1:53"])
+            .args(["--upstream", "10.78.0.2:9", "--upstream", "10.78.0.2:53"])
+            .env("HEARTH_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap());
+        let child = cmd.spawn().expect("spawning dnsd");
+        let dnsd = Dnsd { child, log };
+        dnsd.wait_log("ready", Duration::from_secs(10));
+        Self {
+            dnsd,
+            dnsmasq: Some(dnsmasq),
+            blocklist: blocklist_path,
+            _upstream: upstream,
+            lab,
+        }
+    }
+
+    /// `dig @10.77.0.1 ARGS` from the client namespace.
+    fn dig(&self, args: &[&str]) -> Answer {
+        let out = self.lab.clients[0]
+            .command("dig")
+            .args([
+                "+time=3",
+                "+tries=1",
+                "+noall",
+                "+comments",
+                "+answer",
+                "@10.77.0.1",
+            ])
+            .args(args)
+            .output()
+            .expect("running dig (bind9-dnsutils)");
+        Answer::parse(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    fn kill_upstream(&mut self) {
+        let mut d = self.dnsmasq.take().unwrap();
+        d.kill().unwrap();
+        d.wait().unwrap();
+    }
+
+    fn dnsmasq_log(&self) -> String {
+        std::fs::read_to_string(self.lab.dir.path().join("dnsmasq.log")).unwrap_or_default()
+    }
+
+    fn hangup(&self) {
+        sh(&["kill", "-HUP", &self.dnsd.child.id().to_string()]);
+    }
+}
+
+impl Drop for DnsLab {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.dnsmasq.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+/// What dig printed: the status, the header flags and `TYPE RDATA` per answer.
+#[derive(Debug)]
+struct Answer {
+    status: String,
+    flags: String,
+    records: Vec<String>,
+    text: String,
+}
+
+impl Answer {
+    fn parse(text: &str) -> Self {
+        let status = text
+            .split("status: ")
+            .nth(1)
+            .and_then(|s| s.split(',').next())
+            .unwrap_or("NO ANSWER")
+            .to_owned();
+        let flags = text
+            .split(";; flags: ")
+            .nth(1)
+            .and_then(|s| s.split(';').next())
+            .unwrap_or_default()
+            .to_owned();
+        let records = text
+            .lines()
+            .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+            .map(|l| l.split_whitespace().skip(3).collect::<Vec<_>>().join(" "))
+            .collect();
+        Self {
+            status,
+            flags,
+            records,
+            text: text.to_owned(),
+        }
+    }
+
+    fn assert(&self, status: &str, records: &[&str]) {
+        assert_eq!(self.status, status, "{}", self.text);
+        assert_eq!(self.records, records, "{}", self.text);
+    }
+}
+
+const RECORDS: &str = r#"
+[[dns.records]]
+name = "nas"
+type = "A"
+value = "10.77.0.10"
+[[dns.records]]
+name = "nas"
+type = "AAAA"
+value = "fd00:77::10"
+[[dns.records]]
+name = "files"
+type = "CNAME"
+value = "nas"
+[[dns.records]]
+name = "www"
+type = "CNAME"
+value = "files"
+[[dns.records]]
+name = "home.arpa"
+type = "MX"
+value = "10 nas"
+[[dns.records]]
+name = "nas"
+type = "TXT"
+value = "v=hearth nas"
+[[dns.records]]
+name = "printer"
+type = "A"
+value = "10.77.0.20"
+[[dns.records]]
+name = "20.0.77.10.in-addr.arpa"
+type = "PTR"
+value = "laser"
+"#;
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn local_zone_over_udp_and_tcp_is_never_forwarded() {
+    let l = DnsLab::new(RECORDS, "");
+    for tcp in ["+notcp", "+tcp"] {
+        l.dig(&[tcp, "nas.home.arpa", "A"])
+            .assert("NOERROR", &["A 10.77.0.10"]);
+        l.dig(&[tcp, "NAS.home.arpa", "AAAA"])
+            .assert("NOERROR", &["AAAA fd00:77::10"]);
+        l.dig(&[tcp, "www.home.arpa", "A"]).assert(
+            "NOERROR",
+            &[
+                "CNAME files.home.arpa.",
+                "CNAME nas.home.arpa.",
+                "A 10.77.0.10",
+            ],
+        );
+        l.dig(&[tcp, "home.arpa", "MX"])
+            .assert("NOERROR", &["MX 10 nas.home.arpa."]);
+        l.dig(&[tcp, "nas.home.arpa", "TXT"])
+            .assert("NOERROR", &["TXT \"v=hearth nas\""]);
+        l.dig(&[tcp, "-x", "10.77.0.10"])
+            .assert("NOERROR", &["PTR nas.home.arpa."]);
+        l.dig(&[tcp, "-x", "10.77.0.20"])
+            .assert("NOERROR", &["PTR laser.home.arpa."]);
+        l.dig(&[tcp, "-x", "10.77.0.99"]).assert("NXDOMAIN", &[]);
+        let nx = l.dig(&[tcp, "nosuch.home.arpa", "A"]);
+        nx.assert("NXDOMAIN", &[]);
+        assert!(nx.flags.contains("aa"), "{}", nx.text);
+        l.dig(&[tcp, "nas.home.arpa", "MX"]).assert("NOERROR", &[]);
+    }
+    let log = l.dnsmasq_log();
+    assert!(
+        !log.contains("home.arpa"),
+        "a local name went upstream:\n{log}"
+    );
+    assert!(
+        !log.contains("in-addr.arpa"),
+        "a local PTR went upstream:\n{log}"
+    );
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn forwards_with_failover_tcp_fallback_and_serves_the_cache_after_upstream_dies() {
+    let mut l = DnsLab::new("", "");
+    l.dig(&["www.example.test", "A"])
+        .assert("NOERROR", &["A 192.0.2.7"]);
+    l.dig(&["+tcp", "t.example.test", "TXT"])
+        .assert("NOERROR", &["TXT \"hello upstream\""]);
+    // dnsmasq does not chase its --cname into --address names; passed on as is.
+    l.dig(&["alias.example.test", "A"])
+        .assert("NOERROR", &["CNAME www.example.test."]);
+    // dnsmasq truncates the 2 KB answer over UDP; dnsd retries over TCP.
+    let big = l.dig(&["+tcp", "big.example.test", "TXT"]);
+    assert_eq!(big.status, "NOERROR", "{}", big.text);
+    assert_eq!(big.records.len(), 10, "{}", big.text);
+    for i in 0..10 {
+        assert!(big.text.contains(&big_txt(i)), "{}", big.text);
+    }
+    l.dnsd.wait_log(
+        "truncated answer for big.example.test",
+        Duration::from_secs(1),
+    );
+    // To a UDP client without EDNS dnsd truncates in turn.
+    let tc = l.dig(&["+noedns", "+ignore", "+notcp", "big.example.test", "TXT"]);
+    assert!(tc.flags.contains("tc"), "{}", tc.text);
+    // dig retries over TCP by itself without +ignore.
+    assert_eq!(
+        l.dig(&["+noedns", "big.example.test", "TXT"]).records.len(),
+        10
+    );
+    // The refusing first upstream was skipped.
+    l.dnsd.wait_log(
+        "10.78.0.2:53 answers; preferring it",
+        Duration::from_secs(1),
+    );
+
+    let asked = l.dnsmasq_log().matches("query[A] www.example.test").count();
+    l.dig(&["www.example.test", "A"])
+        .assert("NOERROR", &["A 192.0.2.7"]);
+    assert_eq!(
+        l.dnsmasq_log().matches("query[A] www.example.test").count(),
+        asked,
+        "the second query was not a cache hit"
+    );
+    l.kill_upstream();
+    let cached = l.dig(&["www.example.test", "A"]);
+    cached.assert("NOERROR", &["A 192.0.2.7"]);
+    l.dig(&["+tcp", "t.example.test", "TXT"])
+        .assert("NOERROR", &["TXT \"hello upstream\""]);
+    l.dig(&["uncached.example.test", "A"])
+        .assert("SERVFAIL", &[]);
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn blocklists_answer_as_configured_and_reload_on_sighup() {
+    let l = DnsLab::new(
+        "",
+        "# ads\n127.0.0.1 localhost\n0.0.0.0 ads.example tracker.example\n",
+    );
+    l.dig(&["ads.example", "A"]).assert("NXDOMAIN", &[]);
+    l.dig(&["+tcp", "tracker.example", "AAAA"])
+        .assert("NXDOMAIN", &[]);
+    l.dig(&["null.example", "A"])
+        .assert("NOERROR", &["A 0.0.0.0"]);
+    l.dig(&["null.example", "AAAA"])
+        .assert("NOERROR", &["AAAA ::"]);
+    l.dig(&["new.ads.example", "A"]).assert("SERVFAIL", &[]);
+    assert!(!l.dnsmasq_log().contains("query[A] ads.example"));
+
+    // A new list is picked up without a restart.
+    std::fs::write(&l.blocklist, "0.0.0.0 new.ads.example\n").unwrap();
+    l.hangup();
+    l.dnsd
+        .wait_log("reloaded: 2 blocked names", Duration::from_secs(5));
+    l.dig(&["new.ads.example", "A"]).assert("NXDOMAIN", &[]);
+    l.dig(&["ads.example", "A"]).assert("SERVFAIL", &[]);
+
+    // A broken list is refused; the old one keeps serving.
+    std::fs::write(
+        &l.blocklist,
+        "0.0.0.0 fine.example\nthis is not a hosts line\n",
+    )
+    .unwrap();
+    l.hangup();
+    l.dnsd.wait_log("reload refused", Duration::from_secs(5));
+    assert!(
+        l.dnsd.log_text().contains("ads.hosts:2:"),
+        "{}",
+        l.dnsd.log_text()
+    );
+    l.dig(&["new.ads.example", "A"]).assert("NXDOMAIN", &[]);
+    l.dig(&["fine.example", "A"]).assert("SERVFAIL", &[]);
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn a_dhcp_client_name_resolves_forward_and_reverse() {
+    let l = DnsLab::new("", "");
+    let client = &l.lab.clients[0];
+    client.ip(&["addr", "flush", "dev", "c0"]);
+    let ev = l.lab.dir.path().join("udhcpc.events");
+    let hook = hook_script(l.lab.dir.path(), &ev);
+    let mut udhcpc = client
+        .command("busybox")
+        .args(["udhcpc", "-f", "-i", "c0", "-s"])
+        .arg(&hook)
+        .args(["-x", "hostname:laptop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("udhcpc bound", Duration::from_secs(15), || {
+        events(&ev).iter().any(|l| l.starts_with("bound "))
+    });
+    l.dig(&["laptop.home.arpa", "A"])
+        .assert("NOERROR", &["A 10.77.0.100"]);
+    l.dig(&["+tcp", "-x", "10.77.0.100"])
+        .assert("NOERROR", &["PTR laptop.home.arpa."]);
+    udhcpc.kill().unwrap();
+    udhcpc.wait().unwrap();
+}
