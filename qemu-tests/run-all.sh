@@ -26,6 +26,7 @@ step "privileged host tests (root; each creates its own network namespaces)"
 [ "$(id -u)" -eq 0 ] || { echo "run-all: the privileged tests need root" >&2; exit 1; }
 cargo test --locked -p hearth-init -- --ignored
 cargo test --locked -p dnsd --test dhcp_netns -- --ignored --test-threads=1
+cargo test --locked -p dnsd --test dns_netns -- --ignored --test-threads=1
 cargo test --locked -p netd --test netns -- --ignored --test-threads=1
 
 step "build the test image (hearth build --test-agent)"
