@@ -18,6 +18,13 @@ pub enum ProfileError {
     Load(#[from] hearth_config::LoadError),
     #[error(transparent)]
     Invalid(#[from] hearth_config::ConfigErrors),
+    /// A valid config asking for an output this builder cannot write yet; refused
+    /// before anything is fetched or written rather than silently skipped.
+    #[error("{config}: image.formats: {format:?} is not built yet; this builder writes only \"initramfs\"")]
+    UnsupportedFormat {
+        config: ConfigSource,
+        format: String,
+    },
 }
 
 /// Where the config came from.
@@ -71,22 +78,36 @@ impl ImageProfile {
                         source,
                     }
                 })?;
-                Ok(Self::from_config(
-                    &config,
-                    text,
-                    ConfigSource::File(path.to_path_buf()),
-                ))
+                Self::from_config(&config, text, ConfigSource::File(path.to_path_buf()))
             }
             None => {
                 let text = hearth_config::DEFAULT_TOML.to_string();
                 let config = hearth_config::parse(&text, hearth_config::DEFAULT_NAME)?;
-                Ok(Self::from_config(&config, text, ConfigSource::Embedded))
+                Self::from_config(&config, text, ConfigSource::Embedded)
             }
         }
     }
 
-    fn from_config(config: &hearth_config::Config, text: String, source: ConfigSource) -> Self {
+    fn from_config(
+        config: &hearth_config::Config,
+        text: String,
+        source: ConfigSource,
+    ) -> Result<Self, ProfileError> {
         let image = &config.image;
+        if let Some(format) = image
+            .formats
+            .iter()
+            .find(|f| **f != hearth_config::ImageFormat::Initramfs)
+        {
+            let format = serde_json::to_value(format)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_else(|| format!("{format:?}"));
+            return Err(ProfileError::UnsupportedFormat {
+                config: source,
+                format,
+            });
+        }
         // Members and spares; a `by_id` of a virtio disk is `virtio-<serial>`.
         let disk_serials = config
             .storage
@@ -113,7 +134,7 @@ impl ImageProfile {
                 })
                 .collect()
         };
-        ImageProfile {
+        Ok(ImageProfile {
             source,
             text,
             hostname: config.system.hostname.to_string(),
@@ -127,7 +148,7 @@ impl ImageProfile {
             has_segments: !config.network.segments.is_empty(),
             disk_serials,
             interfaces,
-        }
+        })
     }
 
     /// The lock file for this config: beside the config file, or `./hearth.lock` for

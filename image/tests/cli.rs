@@ -71,6 +71,37 @@ fn build_of_an_invalid_config_exits_2_and_writes_nothing() {
 }
 
 #[test]
+fn build_refuses_an_output_format_it_cannot_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk.toml");
+    let config = hearth_config::DEFAULT_TOML.replace(
+        "formats = [\"initramfs\"]",
+        "formats = [\"initramfs\", \"disk\"]",
+    );
+    assert_ne!(
+        config,
+        hearth_config::DEFAULT_TOML,
+        "default.toml changed shape"
+    );
+    std::fs::write(&path, config).unwrap();
+    let out = dir.path().join("out");
+    let assert = hearth()
+        .arg("build")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .arg("--offline")
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains("image.formats: \"disk\" is not built yet"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "the output directory was created");
+}
+
+#[test]
 fn run_refuses_a_directory_that_is_not_a_build() {
     let dir = tempfile::tempdir().unwrap();
     let assert = hearth()
