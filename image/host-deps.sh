@@ -14,7 +14,7 @@
 set -euo pipefail
 
 packages=(qemu-system-x86 gpgv gpg debian-archive-keyring musl-tools busybox-static cpio zstd xz-utils ca-certificates
-  dbus-daemon iproute2 isc-dhcp-client bind9-dnsutils dnsmasq-base nftables netcat-openbsd)
+  e2fsprogs dbus-daemon iproute2 isc-dhcp-client bind9-dnsutils dnsmasq-base nftables netcat-openbsd)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -18,7 +18,7 @@ use super::progress::Progress;
 /// What to tell the user when a file is missing on the mirror.
 pub const HINT_INDEX: &str = "; is this suite on the mirror?";
 pub const HINT_DEB: &str =
-    "; the mirror no longer has this version (a stale pin?): run with --update-lock";
+    "; the mirror no longer has this version (a stale pin?): run `hearth update-lock`";
 
 /// A reusable HTTP client (keeps connections to the mirror alive).
 pub struct Http {

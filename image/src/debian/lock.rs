@@ -2,13 +2,13 @@
 //!
 //! With a lock that matches the requested roots and exclusions, a build reads no
 //! index at all: it downloads (or takes from the cache) exactly the pinned files, so
-//! rebuilds are fast and reproducible. `--update-lock` re-resolves against the
+//! rebuilds are fast and reproducible. `hearth update-lock` re-resolves against the
 //! current archives. The file is TOML, sorted by package name, and written
 //! atomically (temp file + fsync + rename).
 //!
 //! Each package records the archive URI it came from and is downloaded from there:
 //! the lock, not the current apt sources, is the truth for a locked build (a
-//! changed `mirror` takes effect with `--update-lock`). Changing the roots or the
+//! changed `mirror` takes effect with `hearth update-lock`). Changing the roots or the
 //! exclusions re-resolves, keeping every still-available pinned version.
 
 use std::collections::BTreeSet;
@@ -23,7 +23,7 @@ use super::error::DebianError;
 pub const LOCK_VERSION: u32 = 1;
 
 const HEADER: &str = "# hearth.lock: every Debian package of the image, pinned by SHA256.\n\
-                      # Written by `hearth build`; refresh with `hearth build --update-lock`.\n\n";
+                      # Written by `hearth build`; refresh with `hearth update-lock`.\n\n";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
