@@ -28,6 +28,7 @@ cargo test --locked -p hearth-init -- --ignored
 cargo test --locked -p dnsd --test dhcp_netns -- --ignored --test-threads=1
 cargo test --locked -p dnsd --test dns_netns -- --ignored --test-threads=1
 cargo test --locked -p netd --test netns -- --ignored --test-threads=1
+cargo test --locked -p netd --test dhcp_wan -- --ignored --test-threads=1
 
 step "build the test image (hearth build --test-agent)"
 image_dir="$CARGO_TARGET_DIR/qemu-image"

@@ -18,13 +18,17 @@ pub mod logging;
 pub mod ready;
 
 /// `outer: inner: innermost` — an error with its whole source chain on one line, for
-/// the one place (an agent's `main` or log line) that prints it.
+/// the one place (an agent's `main` or log line) that prints it. A source whose text
+/// is already in the line (a library error that embeds its cause) is not repeated.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
         source = s.source();
     }
     text

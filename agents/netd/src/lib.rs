@@ -18,10 +18,17 @@
 //! The result ([`ApplyReport`]) says per object `created`/`changed`/`unchanged`/
 //! `removed`; a second apply with the same config writes nothing.
 //!
-//! Not done yet (see the crate README): the DHCPv4 WAN client (a `dhcp` WAN is brought
-//! up without an address), link-event watching (re-apply is on SIGHUP), IPv6.
+//! A `dhcp` WAN is brought up without an address by the apply; the resident daemon
+//! then runs the DHCPv4 client ([`dhcp_client`] over the pure state machine in
+//! [`dhcp_state`]), which adds the leased address and default route through the same
+//! [`link::LinkOps`] and publishes the DNS servers in `<state-dir>/wan-dns.json`.
+//!
+//! Not done yet (see the crate README): link-event watching (re-apply is on SIGHUP),
+//! IPv6.
 
 pub mod daemon;
+pub mod dhcp_client;
+pub mod dhcp_state;
 pub mod fake;
 pub mod link;
 pub mod netlink;
@@ -62,6 +69,15 @@ pub struct Args {
     /// Apply once and exit instead of staying resident.
     #[arg(long)]
     pub once: bool,
+    /// Runtime state: `wan-dns.json` (the DHCP lease and DNS servers) lives here.
+    #[arg(long, default_value = "/run/hearth/netd")]
+    pub state_dir: PathBuf,
+    /// First DHCP retransmission delay in ms (RFC 2131: 4 s, doubling to 64 s).
+    #[arg(long, default_value_t = 4000, hide = true)]
+    pub dhcp_retransmit_ms: u64,
+    /// DHCP retransmission jitter in ms (RFC 2131: ±1 s).
+    #[arg(long, default_value_t = 1000, hide = true)]
+    pub dhcp_jitter_ms: u64,
     /// Where `/proc/sys` is (tests point this elsewhere).
     #[arg(long, default_value = "/proc/sys", hide = true)]
     pub proc_sys: PathBuf,
@@ -71,6 +87,18 @@ impl Args {
     /// The config file to read.
     pub fn config_path(&self) -> &Path {
         self.config_pos.as_deref().unwrap_or(&self.config)
+    }
+
+    /// DHCP retransmission timing from the (hidden, test-only) flags.
+    pub fn dhcp_timing(&self) -> dhcp_state::Timing {
+        let ms = std::time::Duration::from_millis;
+        dhcp_state::Timing {
+            initial: ms(self.dhcp_retransmit_ms),
+            max: ms(self.dhcp_retransmit_ms.saturating_mul(16)),
+            jitter: ms(self.dhcp_jitter_ms),
+            nak_backoff: ms(self.dhcp_retransmit_ms),
+            ..dhcp_state::Timing::default()
+        }
     }
 }
 
@@ -190,20 +218,7 @@ pub fn apply(
     })
 }
 
-/// The error with its sources on one line (each source once).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
-}
+pub use hearth_agent::error_chain;
 
 #[cfg(test)]
 mod tests;
