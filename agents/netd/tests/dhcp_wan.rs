@@ -13,60 +13,12 @@
 //! it never passes by skipping. Addresses are test nets, only inside the namespaces.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use netd::dhcp_client::{WanLeaseFile, DNS_FILE};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-/// A named network namespace, deleted on drop.
-struct Ns {
-    name: String,
-}
-
-impl Ns {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "netd-dhcp-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Self { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut v = vec!["ip", "-n", &self.name];
-        v.extend(args);
-        sh(&v)
-    }
-
-    /// Start `args` inside the namespace, stdout+stderr to `log`.
-    fn spawn(&self, args: &[&str], log: &Path) -> Child {
-        let out = std::fs::File::create(log).unwrap();
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
 
 /// Kills the child on drop (a failing test must not leave dnsmasq or netd behind).
 struct Proc(Child);
@@ -78,26 +30,8 @@ impl Drop for Proc {
     }
 }
 
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed (root needed?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn veth(na: &Ns, a: &str, nb: &Ns, b: &str) {
-    sh(&[
-        "ip", "link", "add", a, "netns", &na.name, "type", "veth", "peer", "name", b, "netns",
-        &nb.name,
-    ]);
-    nb.ip(&["link", "set", b, "up"]);
-}
+mod common;
+use common::{veth, Ns};
 
 /// Poll `f` every 100 ms until it returns `Some` or `secs` pass.
 fn wait_for<T>(secs: u64, what: &str, log: &Path, mut f: impl FnMut() -> Option<T>) -> T {

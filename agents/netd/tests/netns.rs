@@ -10,8 +10,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use netd::link::{LinkOps, LinkState, OWNER_ALIAS};
@@ -20,94 +18,8 @@ use netd::nft::{Nft, NftError};
 use netd::reconcile::Change;
 use netd::NetdError;
 
-/// A named network namespace, deleted on drop.
-struct Ns {
-    name: String,
-}
-
-impl Ns {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let name = format!(
-            "netd-{}-{}-{tag}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Self { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
-    }
-
-    /// Run `ip -n NS args`.
-    fn ip(&self, args: &[&str]) -> String {
-        let mut v = vec!["ip", "-n", &self.name];
-        v.extend(args);
-        sh(&v)
-    }
-
-    /// Run a command inside the namespace; returns (success, stdout+stderr).
-    fn exec(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(args)
-            .output()
-            .expect("run ip netns exec");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    /// Run `f` on a thread that has entered this namespace (so do its children).
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        self.spawn(f).join().expect("namespace thread panicked")
-    }
-
-    fn spawn<T: Send + 'static>(
-        &self,
-        f: impl FnOnce() -> T + Send + 'static,
-    ) -> std::thread::JoinHandle<T> {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?} failed (root needed?): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A veth pair: `a` in `na`, `b` in `nb`.
-fn veth(na: &Ns, a: &str, nb: &Ns, b: &str) {
-    sh(&[
-        "ip", "link", "add", a, "netns", &na.name, "type", "veth", "peer", "name", b, "netns",
-        &nb.name,
-    ]);
-    nb.ip(&["link", "set", b, "up"]);
-}
+mod common;
+use common::{veth, Ns};
 
 fn network(toml: &str) -> hearth_config::Network {
     let src = format!("version = 1\n[system]\nhostname = \"r\"\n{toml}");
@@ -352,7 +264,7 @@ fn netd_bin() -> PathBuf {
 fn accept_once(ns: &Ns, addr: &str) -> std::thread::JoinHandle<Option<SocketAddr>> {
     let addr: SocketAddr = addr.parse().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    let h = ns.spawn(move || {
+    let h = ns.thread(move || {
         let l = TcpListener::bind(addr).expect("bind");
         l.set_nonblocking(true).unwrap();
         tx.send(()).unwrap();
