@@ -13,7 +13,9 @@
 //!    blocklists.
 //!
 //! Standalone: `dnsd --config FILE --state-dir DIR [--interface IFNAME=NETWORK]...
-//! [--dns-listen ADDR:PORT]... [--upstream ADDR:PORT]...`.
+//! [--dns-listen ADDR:PORT]... [--upstream ADDR:PORT]... [--wan-lease FILE]`. With no
+//! upstream configured, the DNS servers netd learned on the WAN are used
+//! ([`dns::wan_lease`]).
 
 pub mod daemon;
 pub mod dhcp;

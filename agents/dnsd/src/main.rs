@@ -29,6 +29,10 @@ struct Cli {
     /// Forward to this DNS server instead of `dns.upstreams`; repeatable, in order.
     #[arg(long = "upstream", value_name = "ADDR:PORT")]
     upstreams: Vec<SocketAddr>,
+    /// netd's WAN lease file; its DNS servers are used when no upstream is
+    /// configured (neither `--upstream` nor `dns.upstreams`).
+    #[arg(long, value_name = "FILE", default_value = dnsd::dns::wan_lease::DEFAULT_PATH)]
+    wan_lease: PathBuf,
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
         dns: DnsOptions {
             listen: cli.dns_listen,
             upstreams: cli.upstreams,
+            wan_lease: Some(cli.wan_lease),
         },
     };
     match daemon::run(&opts) {

@@ -5,7 +5,7 @@
 //! 10.77.0.1:53 in the server namespace; dnsd forwards over a veth pair
 //! (10.78.0.1 - 10.78.0.2) to dnsmasq in the upstream namespace. The first upstream
 //! given to dnsd (port 9 there) refuses, so every forwarded name also exercises
-//! failover.
+//! failover. One test gives no upstream and writes netd's `wan-dns.json` instead.
 //!
 //! Needs root and `ip netns`: `cargo test -p dnsd --test dns_netns -- --ignored
 //! --test-threads=1`. Without root every test fails at `ip netns add`.
@@ -37,6 +37,15 @@ struct DnsLab {
 impl DnsLab {
     /// `extra` is appended to the config (after `[dhcp]`: use table headers).
     fn new(extra: &str, blocklist: &str) -> Self {
+        Self::with_upstreams(
+            extra,
+            blocklist,
+            &["--upstream", "10.78.0.2:9", "--upstream", "10.78.0.2:53"],
+        )
+    }
+
+    /// Like [`DnsLab::new`], with `upstream_args` instead of the two `--upstream`s.
+    fn with_upstreams(extra: &str, blocklist: &str, upstream_args: &[&str]) -> Self {
         let lab = Lab::new(1, &[]);
         let upstream = Netns::new(format!("{}-u", lab.prefix));
         let id = lab.prefix.rsplit('-').next().unwrap().to_owned();
@@ -124,7 +133,7 @@ action = "null"
             .arg(lab.state_dir())
             .args(["--interface", "br0=lan"])
             .args(["--dns-listen", "10.77.0.1:53"])
-            .args(["--upstream", "10.78.0.2:9", "--upstream", "10.78.0.2:53"])
+            .args(upstream_args)
             .env("HEARTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -423,4 +432,51 @@ fn a_dhcp_client_name_resolves_forward_and_reverse() {
         .assert("NOERROR", &["PTR laptop.home.arpa."]);
     udhcpc.kill().unwrap();
     udhcpc.wait().unwrap();
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn upstreams_learned_on_the_wan_are_used_when_none_are_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let lease = dir.path().join("wan-dns.json");
+    let lease_arg = lease.to_str().unwrap().to_owned();
+    let l = DnsLab::with_upstreams(RECORDS, "", &["--wan-lease", &lease_arg]);
+    // No lease yet: forwarded names fail, local ones answer.
+    l.dig(&["x.example.test", "A"]).assert("SERVFAIL", &[]);
+    l.dig(&["nas.home.arpa", "A"])
+        .assert("NOERROR", &["A 10.77.0.10"]);
+
+    // netd's way: temp file + rename.
+    let tmp = dir.path().join("wan-dns.json.tmp");
+    std::fs::write(
+        &tmp,
+        r#"{"interface": "wan0", "address": "10.78.0.1/24", "gateway": "10.78.0.2",
+"server": "10.78.0.2", "dns": ["10.78.0.2"], "lease_secs": 120, "acked_unix": 1}"#,
+    )
+    .unwrap();
+    std::fs::rename(&tmp, &lease).unwrap();
+    wait_until(
+        "the learned upstream answering",
+        Duration::from_secs(3),
+        || l.dig(&["y.example.test", "A"]).status == "NOERROR",
+    );
+    l.dig(&["z.example.test", "A"])
+        .assert("NOERROR", &["A 192.0.2.7"]);
+    assert!(l
+        .dnsd
+        .log_text()
+        .contains("learned on the WAN: [10.78.0.2:53]"));
+
+    // A malformed file keeps the old list.
+    std::fs::write(&tmp, "{\"dns\": [").unwrap();
+    std::fs::rename(&tmp, &lease).unwrap();
+    l.dnsd.wait_log("keeping upstreams", Duration::from_secs(3));
+    l.dig(&["m.example.test", "A"])
+        .assert("NOERROR", &["A 192.0.2.7"]);
+
+    // The lease ends: back to no upstreams.
+    std::fs::remove_file(&lease).unwrap();
+    l.dnsd
+        .wait_log("learned on the WAN: []", Duration::from_secs(3));
+    l.dig(&["gone.example.test", "A"]).assert("SERVFAIL", &[]);
 }

@@ -5,9 +5,13 @@
 //! An upstream that times out, fails, or answers SERVFAIL/REFUSED makes the next one
 //! be asked; if every one fails, the last SERVFAIL/REFUSED answer (or an error) is
 //! returned.
+//!
+//! The list can be replaced while queries are in flight ([`Forwarder::set_upstreams`],
+//! for upstreams learned on the WAN): each query works on the list it started with.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
@@ -43,7 +47,7 @@ pub enum ForwardError {
 /// The upstreams and which one to ask first.
 #[derive(Debug)]
 pub struct Forwarder {
-    upstreams: Vec<SocketAddr>,
+    upstreams: RwLock<Arc<Vec<SocketAddr>>>,
     first: AtomicUsize,
     timeout: Duration,
 }
@@ -56,29 +60,37 @@ impl Forwarder {
     /// Forward to `upstreams`, waiting `timeout` for each.
     pub fn new(upstreams: Vec<SocketAddr>, timeout: Duration) -> Self {
         Self {
-            upstreams,
+            upstreams: RwLock::new(Arc::new(upstreams)),
             first: AtomicUsize::new(0),
             timeout,
         }
     }
 
     /// The upstreams, in configured order.
-    pub fn upstreams(&self) -> &[SocketAddr] {
-        &self.upstreams
+    pub fn upstreams(&self) -> Arc<Vec<SocketAddr>> {
+        self.upstreams.read().expect("upstreams lock").clone()
+    }
+
+    /// Replace the upstreams; the next query starts with the first of them.
+    pub fn set_upstreams(&self, upstreams: Vec<SocketAddr>) {
+        *self.upstreams.write().expect("upstreams lock") = Arc::new(upstreams);
+        self.first.store(0, Ordering::Relaxed);
     }
 
     /// Resolve `query` upstream.
     pub async fn resolve(&self, query: &Query) -> Result<Message, ForwardError> {
-        let n = self.upstreams.len();
+        let upstreams = self.upstreams();
+        let n = upstreams.len();
         if n == 0 {
             return Err(ForwardError::NoUpstreams);
         }
-        let start = self.first.load(Ordering::Relaxed);
+        // `first` may index a longer list that was just replaced.
+        let start = self.first.load(Ordering::Relaxed) % n;
         let mut failed_answer = None;
         let mut last_err = None;
         for i in 0..n {
             let idx = (start + i) % n;
-            let upstream = self.upstreams[idx];
+            let upstream = upstreams[idx];
             match self.ask(upstream, query).await {
                 Ok(m)
                     if !matches!(
@@ -206,5 +218,35 @@ impl Forwarder {
             });
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_can_be_replaced() {
+        let f = Forwarder::new(vec!["10.0.0.1:53".parse().unwrap()], Duration::from_secs(1));
+        let before = f.upstreams();
+        f.set_upstreams(vec!["192.0.2.53:53".parse().unwrap()]);
+        assert_eq!(*before, vec!["10.0.0.1:53".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            *f.upstreams(),
+            vec!["192.0.2.53:53".parse::<SocketAddr>().unwrap()]
+        );
+        f.set_upstreams(Vec::new());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let q = Query::query(
+            "x.example.".parse().unwrap(),
+            hickory_proto::rr::RecordType::A,
+        );
+        assert!(matches!(
+            rt.block_on(f.resolve(&q)),
+            Err(ForwardError::NoUpstreams)
+        ));
     }
 }

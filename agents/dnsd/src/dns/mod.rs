@@ -1,6 +1,7 @@
 //! The DNS half of dnsd: a local authoritative zone ([`zone`]), blocklists
 //! ([`blocklist`]), an LRU answer cache ([`cache`]) and a forwarder to the upstreams
-//! ([`forward`]), served over UDP and TCP ([`server`]).
+//! ([`forward`]) — configured, or learned on the WAN ([`wan_lease`]) — served over UDP
+//! and TCP ([`server`]).
 //!
 //! Wire formats are `hickory-proto`'s; the sockets, the cache and the forwarding are
 //! ours (a few hundred lines), which keeps the hot path — cache hit to reply — free of
@@ -11,4 +12,5 @@ pub mod cache;
 pub mod forward;
 pub mod resolver;
 pub mod server;
+pub mod wan_lease;
 pub mod zone;

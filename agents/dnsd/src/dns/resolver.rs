@@ -103,6 +103,11 @@ impl Resolver {
         self.state.read().expect("state lock").clone()
     }
 
+    /// The forwarder (to replace learned upstreams).
+    pub fn forwarder(&self) -> &Forwarder {
+        &self.forwarder
+    }
+
     /// The cache (for stats).
     pub fn cache(&self) -> &Cache {
         &self.cache

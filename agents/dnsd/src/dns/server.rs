@@ -8,11 +8,15 @@
 //!
 //! SIGHUP re-reads the config and the blocklists and swaps the zone and blocklists in
 //! one step; if anything is wrong the old ones keep serving and the error is logged.
-//! Upstreams, listen addresses and cache limits are read at start only.
+//! Configured upstreams, listen addresses and cache limits are read at start only.
+//!
+//! With no upstream configured (neither `--upstream` nor `dns.upstreams`), the ones
+//! netd learned on the WAN are used ([`super::wan_lease`]): the file is polled every
+//! second and re-read on SIGHUP, and the forwarder's list is swapped when it changes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_config::Config;
@@ -29,6 +33,7 @@ use super::blocklist::{BlocklistError, Blocklists};
 use super::cache::{Cache, Limits};
 use super::forward::Forwarder;
 use super::resolver::{Resolver, State, Step};
+use super::wan_lease::{self, WanLease};
 use super::zone::{self, Zone, ZoneError};
 use crate::hosts::Hosts;
 
@@ -65,6 +70,9 @@ pub struct DnsOptions {
     pub listen: Vec<SocketAddr>,
     /// `--upstream`; empty: `dns.upstreams`.
     pub upstreams: Vec<SocketAddr>,
+    /// `--wan-lease`: netd's `wan-dns.json`, used when both of the above are empty;
+    /// `None`: never learn upstreams.
+    pub wan_lease: Option<PathBuf>,
 }
 
 /// Build the zone and blocklists from `cfg`.
@@ -94,6 +102,7 @@ pub struct Dns {
     runtime: Runtime,
     resolver: Arc<Resolver>,
     sockets: Vec<(UdpSocket, TcpListener)>,
+    wan: Option<WanLease>,
 }
 
 /// A non-blocking socket bound to `addr`; IPv4 ones with `IP_FREEBIND`, so the
@@ -140,13 +149,26 @@ impl Dns {
             .build()
             .map_err(DnsError::Runtime)?;
         let state = state(cfg, hosts)?;
-        let upstreams: Vec<SocketAddr> = if opts.upstreams.is_empty() {
+        let configured: Vec<SocketAddr> = if opts.upstreams.is_empty() {
             cfg.dns.upstreams.iter().map(|u| u.addr()).collect()
         } else {
             opts.upstreams.clone()
         };
+        let mut wan = match &opts.wan_lease {
+            Some(path) if configured.is_empty() => Some(WanLease::new(path)),
+            _ => None,
+        };
+        if let Some(w) = &mut wan {
+            w.refresh(true);
+            log::info!(
+                "no DNS upstreams configured: using the ones learned in {}",
+                w.path().display()
+            );
+        }
+        let upstreams =
+            wan_lease::effective(&configured, wan.as_ref().map_or(&[], |w| w.learned()));
         if upstreams.is_empty() {
-            log::warn!("no DNS upstreams: only local names will be answered");
+            log::warn!("no DNS upstreams (yet): only local names will be answered");
         }
         let c = &cfg.dns.cache;
         let limits = Limits {
@@ -189,6 +211,7 @@ impl Dns {
             runtime,
             resolver,
             sockets,
+            wan,
         })
     }
 
@@ -203,7 +226,9 @@ impl Dns {
             runtime,
             resolver,
             sockets,
+            wan,
         } = self;
+        let wan = wan.map(|w| Arc::new(Mutex::new(w)));
         runtime.block_on(async move {
             let permits = Arc::new(Semaphore::new(MAX_FORWARDS));
             for (udp, tcp) in sockets {
@@ -213,12 +238,38 @@ impl Dns {
                 }
                 tokio::spawn(serve_tcp(tcp, resolver.clone()));
             }
-            reload_on_hangup(&config, &hosts, &resolver).await;
+            if let Some(wan) = &wan {
+                tokio::spawn(poll_wan_lease(wan.clone(), resolver.clone()));
+            }
+            reload_on_hangup(&config, &hosts, &resolver, wan.as_deref()).await;
         });
     }
 }
 
-async fn reload_on_hangup(config: &Path, hosts: &Hosts, resolver: &Resolver) {
+/// Re-read the WAN lease file (if `force`, even unchanged) and swap the upstreams.
+fn refresh_wan(wan: &Mutex<WanLease>, resolver: &Resolver, force: bool) {
+    let changed = wan.lock().expect("WAN lease lock").refresh(force);
+    if let Some(list) = changed {
+        log::info!("DNS upstreams learned on the WAN: {list:?}");
+        resolver.forwarder().set_upstreams(list);
+    }
+}
+
+async fn poll_wan_lease(wan: Arc<Mutex<WanLease>>, resolver: Arc<Resolver>) {
+    let mut tick = tokio::time::interval(wan_lease::POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        refresh_wan(&wan, &resolver, false);
+    }
+}
+
+async fn reload_on_hangup(
+    config: &Path,
+    hosts: &Hosts,
+    resolver: &Resolver,
+    wan: Option<&Mutex<WanLease>>,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -229,6 +280,9 @@ async fn reload_on_hangup(config: &Path, hosts: &Hosts, resolver: &Resolver) {
         }
     };
     while hup.recv().await.is_some() {
+        if let Some(wan) = wan {
+            refresh_wan(wan, resolver, true);
+        }
         let loaded = hearth_config::load(config)
             .map_err(|e| e.to_string())
             .and_then(|cfg| state(&cfg, hosts).map_err(|e| e.to_string()));
