@@ -1,31 +1,9 @@
 //! Places: URLs, absolute and array-relative paths, backup targets, e-mail
 //! addresses. Shapes only; nothing here touches the network or the file system.
 
-use std::fmt;
 use std::path::{Component, Path};
 
-use super::{string_value, ValueError};
-
-macro_rules! text_newtype {
-    ($(#[$doc:meta])* $ty:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $ty(String);
-
-        impl $ty {
-            /// The value as written.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
+use super::{string_value, text_newtype, ValueError};
 
 text_newtype!(
     /// An `http://` or `https://` URL with a host.

@@ -58,6 +58,35 @@ impl ValueError {
     }
 }
 
+/// A validated string newtype `$ty(String)` with `as_str`, `Display` and `AsRef<str>`;
+/// its `TryFrom<String>` (the validation) is written beside each type.
+macro_rules! text_newtype {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $ty(String);
+
+        impl $ty {
+            /// The value as written.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
 /// Implements `Deserialize` (through `TryFrom<String>`), `Serialize` (through
 /// `Display`), `FromStr` and a `JsonSchema` string schema for a string newtype.
 macro_rules! string_value {
@@ -134,4 +163,4 @@ macro_rules! int_value {
     };
 }
 
-pub(crate) use {int_value, string_value};
+pub(crate) use {int_value, string_value, text_newtype};

@@ -1,11 +1,9 @@
 //! Names: host and domain names (RFC 1123), user names, segment and object names,
 //! time zones, and Debian package / kernel module names.
 
-use std::fmt;
-
 use serde::{Deserialize, Deserializer};
 
-use super::{string_value, ValueError};
+use super::{string_value, text_newtype, ValueError};
 
 /// Check one RFC 1123 label: 1..=63 of `[A-Za-z0-9-]`, no leading/trailing `-`.
 fn label_error(label: &str) -> Option<&'static str> {
@@ -32,34 +30,7 @@ fn dns_name_error(s: &str) -> Option<&'static str> {
     s.split('.').find_map(label_error)
 }
 
-macro_rules! str_newtype {
-    ($(#[$doc:meta])* $ty:ident) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $ty(String);
-
-        impl $ty {
-            /// The name as written.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl AsRef<str> for $ty {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
-
-str_newtype!(
+text_newtype!(
     /// A host name: one or more RFC 1123 labels separated by dots (`nas`,
     /// `nas.home.arpa`).
     Hostname
@@ -79,7 +50,7 @@ string_value!(Hostname, "Hostname", {
     "pattern": "^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
 });
 
-str_newtype!(
+text_newtype!(
     /// A DNS domain name (`home.arpa`); a trailing dot is accepted and dropped.
     DomainName
 );
@@ -98,7 +69,7 @@ string_value!(DomainName, "DomainName", {
     "type": "string", "maxLength": 254, "pattern": "^[A-Za-z0-9.-]+$"
 });
 
-str_newtype!(
+text_newtype!(
     /// A login name: `[a-z_][a-z0-9_-]*`, at most 32 bytes (Debian's `adduser` rule).
     UserName
 );
@@ -127,7 +98,7 @@ string_value!(UserName, "UserName", {
     "type": "string", "maxLength": 32, "pattern": "^[a-z_][a-z0-9_-]*$"
 });
 
-str_newtype!(
+text_newtype!(
     /// A network segment name: `[a-z][a-z0-9-]*`, at most 12 bytes so derived
     /// interface names (`br-<name>`) fit IFNAMSIZ. `lan`, `wan` and `all` are reserved
     /// firewall zone names.
@@ -163,7 +134,7 @@ string_value!(SegmentName, "SegmentName", {
     "not": {"enum": ["lan", "wan", "all"]}
 });
 
-str_newtype!(
+text_newtype!(
     /// The name of a configured object (array, share, job, rule, zone...):
     /// `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most 64 bytes.
     Name
@@ -190,7 +161,7 @@ string_value!(Name, "Name", {
     "type": "string", "maxLength": 64, "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 });
 
-str_newtype!(
+text_newtype!(
     /// An IANA time zone name: `UTC` or `Area/Location` (`Europe/Berlin`,
     /// `America/Argentina/Buenos_Aires`). Only the shape is checked; the image's
     /// zoneinfo decides whether it exists.
