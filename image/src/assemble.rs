@@ -15,6 +15,7 @@ use thiserror::Error;
 use crate::buildinfo::{self, BuildInfo, Output, PackageInfo, VmHints};
 use crate::debian::{self, DebianError, FetchRequest, FetchedPackage, Progress};
 use crate::layout::{self, Binaries, LayoutError, PackageTree};
+use crate::manifest;
 use crate::musl::{self, CargoError};
 use crate::newc::{self, CpioError};
 use crate::profile::{ImageProfile, ProfileError};
@@ -26,6 +27,12 @@ pub const ZSTD_LEVEL: i32 = 9;
 
 /// Debian packages every image needs besides the kernel and `image.extra_packages`.
 pub const SYSTEM_BUS_PACKAGES: &[&str] = &["dbus-daemon", "dbus-system-bus-common"];
+/// The firewall's `nft` (netd runs in every image).
+pub const NETWORK_PACKAGES: &[&str] = &["nftables"];
+/// `mdadm` and the ext4 tools stord drives when the config has arrays.
+pub const STORAGE_PACKAGES: &[&str] = &["mdadm", "e2fsprogs"];
+/// `mkfs.btrfs`, when an array wants btrfs.
+pub const BTRFS_PACKAGES: &[&str] = &["btrfs-progs"];
 /// The shell for `image.debug_shell` and test images.
 pub const SHELL_PACKAGE: &str = "busybox-static";
 
@@ -87,6 +94,13 @@ pub struct BuildReport {
 pub fn package_roots(profile: &ImageProfile) -> Vec<String> {
     let mut roots = vec![profile.kernel.clone()];
     roots.extend(SYSTEM_BUS_PACKAGES.iter().map(|s| s.to_string()));
+    roots.extend(NETWORK_PACKAGES.iter().map(|s| s.to_string()));
+    if profile.has_arrays {
+        roots.extend(STORAGE_PACKAGES.iter().map(|s| s.to_string()));
+    }
+    if profile.has_btrfs {
+        roots.extend(BTRFS_PACKAGES.iter().map(|s| s.to_string()));
+    }
     // Always fetched (1 MiB), installed only for `debug_shell` or test images: the
     // lock then fits both kinds of build, and `--test-agent --offline` works from a
     // lock written by a plain build.
@@ -172,10 +186,8 @@ pub fn build(opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildReport
     lap("fetch packages", &mut steps);
 
     let epoch = musl::source_date_epoch(&opts.workspace);
-    let mut crates = vec!["hearth-init", "heartbeatd"];
-    if opts.test_agent {
-        crates.push("guestctld");
-    }
+    let mut crates = vec!["hearth-init"];
+    crates.extend(manifest::hearth_agents(profile.has_arrays, opts.test_agent));
     let built = musl::build(&opts.workspace, &crates, epoch).map_err(BuildError::Cargo)?;
     let binaries = Binaries {
         init: built[0].clone(),

@@ -167,7 +167,11 @@ pub fn lay_out(inputs: &Inputs) -> Result<Layout, LayoutError> {
     let plan = module_set::plan(profile, &index, kmod::read_modinfo)?;
     tree.bytes(
         "etc/hearth/agents.toml",
-        manifest::render(&manifest::agents(inputs.test_agent, &plan.agents)),
+        manifest::render(&manifest::agents(
+            profile.has_arrays,
+            inputs.test_agent,
+            &plan.agents,
+        )),
         0o644,
     )?;
     let modules = plan.set;
@@ -221,6 +225,19 @@ pub fn lay_out(inputs: &Inputs) -> Result<Layout, LayoutError> {
             why: "the system bus configuration (package dbus-system-bus-common)",
         });
     }
+    // The tools agents drive, with whatever they link.
+    for tool in agent_tools(profile) {
+        let found = tool
+            .paths
+            .iter()
+            .any(|path| view.add_with_links(path, &mut tree).is_ok());
+        if !found {
+            return Err(LayoutError::MissingFile {
+                path: tool.paths[0].into(),
+                why: tool.why,
+            });
+        }
+    }
     tree.bytes("etc/passwd", accounts::passwd(accounts::ACCOUNTS), 0o644)?;
     tree.bytes("etc/group", accounts::group(accounts::ACCOUNTS), 0o644)?;
 
@@ -252,6 +269,57 @@ pub fn lay_out(inputs: &Inputs) -> Result<Layout, LayoutError> {
         kernel_image,
         modules,
     })
+}
+
+/// A file an agent runs or reads, at the first of `paths` some package has.
+pub struct AgentTool {
+    pub paths: &'static [&'static str],
+    pub why: &'static str,
+}
+
+/// What the image's agents need from packages: `nft` for netd always; for stord, when
+/// the config has arrays, `mdadm` and the ext4 tools (and `mkfs.btrfs` if an array
+/// wants it). Usr-merged and classic locations are both accepted because Debian moves
+/// files between them across releases.
+pub fn agent_tools(profile: &ImageProfile) -> Vec<AgentTool> {
+    let mut out = vec![AgentTool {
+        paths: &["usr/sbin/nft", "sbin/nft"],
+        why: "netd's firewall (package nftables)",
+    }];
+    if profile.has_arrays {
+        let storage: [(&'static [&'static str], &'static str); 5] = [
+            (
+                &["sbin/mdadm", "usr/sbin/mdadm"],
+                "stord's md arrays (package mdadm)",
+            ),
+            (
+                &["sbin/mkfs.ext4", "usr/sbin/mkfs.ext4"],
+                "stord's ext4 (package e2fsprogs)",
+            ),
+            (
+                &["sbin/mke2fs", "usr/sbin/mke2fs"],
+                "stord's ext4 (package e2fsprogs)",
+            ),
+            (
+                &["sbin/e2fsck", "usr/sbin/e2fsck"],
+                "stord's ext4 (package e2fsprogs)",
+            ),
+            (&["etc/mke2fs.conf"], "ext4 defaults (package e2fsprogs)"),
+        ];
+        out.extend(storage.map(|(paths, why)| AgentTool { paths, why }));
+    }
+    if profile.has_btrfs {
+        out.push(AgentTool {
+            paths: &[
+                "bin/mkfs.btrfs",
+                "sbin/mkfs.btrfs",
+                "usr/bin/mkfs.btrfs",
+                "usr/sbin/mkfs.btrfs",
+            ],
+            why: "stord's btrfs (package btrfs-progs)",
+        });
+    }
+    out
 }
 
 /// `/usr/bin/busybox` and a link for each applet at the path busybox itself lists

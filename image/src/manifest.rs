@@ -34,44 +34,68 @@ struct Manifest<'a> {
     agent: &'a [AgentEntry],
 }
 
+/// Hearth's own agent binaries an image runs, in start order: `heartbeatd`, `netd`
+/// and `dnsd` always (every box routes and serves its LAN), `stord` when the config has
+/// storage arrays, `guestctld` in test images. Each is a workspace package of that name.
+pub fn hearth_agents(has_arrays: bool, test_agent: bool) -> Vec<&'static str> {
+    let mut out = vec!["heartbeatd", "netd", "dnsd"];
+    if has_arrays {
+        out.push("stord");
+    }
+    if test_agent {
+        out.push("guestctld");
+    }
+    out
+}
+
+/// An agent at `AGENT_DIR/<name>` with no arguments.
+fn hearth_agent(name: &str, after: &[&str], ready_timeout_secs: Option<u64>) -> AgentEntry {
+    AgentEntry {
+        name: name.into(),
+        exec: vec![format!("{AGENT_DIR}/{name}")],
+        after: after.iter().map(|s| s.to_string()).collect(),
+        ready_timeout_secs,
+        rescue: false,
+        modules: vec![],
+    }
+}
+
 /// The agents of an image, in start order, each with its kernel modules from
 /// `modules` (agent name → module names; names of agents not in the image are
 /// ignored: their modules are shipped for when they arrive, and nothing loads them).
-pub fn agents(test_agent: bool, modules: &BTreeMap<String, Vec<String>>) -> Vec<AgentEntry> {
-    let mut agents = vec![
-        AgentEntry {
-            name: "dbus".into(),
-            exec: [
-                "/usr/bin/dbus-daemon",
-                "--system",
-                "--nofork",
-                "--nopidfile",
-                "--print-address=3",
-            ]
-            .map(String::from)
-            .to_vec(),
-            after: vec![],
-            ready_timeout_secs: Some(30),
-            rescue: false,
-            modules: vec![],
-        },
-        AgentEntry {
-            name: "heartbeatd".into(),
-            exec: vec![format!("{AGENT_DIR}/heartbeatd")],
-            after: vec!["dbus".into()],
-            ready_timeout_secs: None,
-            rescue: false,
-            modules: vec![],
-        },
-    ];
-    if test_agent {
-        agents.push(AgentEntry {
-            name: "guestctld".into(),
-            exec: vec![format!("{AGENT_DIR}/guestctld")],
-            after: vec![],
-            ready_timeout_secs: None,
-            rescue: true,
-            modules: vec![],
+pub fn agents(
+    has_arrays: bool,
+    test_agent: bool,
+    modules: &BTreeMap<String, Vec<String>>,
+) -> Vec<AgentEntry> {
+    let mut agents = vec![AgentEntry {
+        name: "dbus".into(),
+        exec: [
+            "/usr/bin/dbus-daemon",
+            "--system",
+            "--nofork",
+            "--nopidfile",
+            "--print-address=3",
+        ]
+        .map(String::from)
+        .to_vec(),
+        after: vec![],
+        ready_timeout_secs: Some(30),
+        rescue: false,
+        modules: vec![],
+    }];
+    for name in hearth_agents(has_arrays, test_agent) {
+        agents.push(match name {
+            "heartbeatd" => hearth_agent(name, &["dbus"], None),
+            "dnsd" => hearth_agent(name, &["netd"], None),
+            // Creating an array and its file system on big disks takes a while; the
+            // first pass ends with readiness.
+            "stord" => hearth_agent(name, &[], Some(600)),
+            "guestctld" => AgentEntry {
+                rescue: true,
+                ..hearth_agent(name, &[], None)
+            },
+            _ => hearth_agent(name, &[], None),
         });
     }
     for agent in &mut agents {
@@ -93,10 +117,10 @@ mod tests {
 
     #[test]
     fn dbus_first_then_heartbeatd() {
-        let text = render(&agents(false, &BTreeMap::new()));
+        let text = render(&agents(false, false, &BTreeMap::new()));
         let value: toml::Table = toml::from_str(&text).unwrap();
         let list = value["agent"].as_array().unwrap();
-        assert_eq!(list.len(), 2);
+        assert_eq!(list.len(), 4);
         assert_eq!(list[0]["name"].as_str(), Some("dbus"));
         assert_eq!(
             list[0]["exec"].as_array().unwrap()[4].as_str(),
@@ -117,10 +141,10 @@ mod tests {
             ("heartbeatd".to_string(), vec!["dummy".to_string()]),
             ("stord".to_string(), vec!["raid456".to_string()]),
         ]);
-        let text = render(&agents(false, &modules));
+        let text = render(&agents(false, false, &modules));
         let value: toml::Table = toml::from_str(&text).unwrap();
         let list = value["agent"].as_array().unwrap();
-        assert_eq!(list.len(), 2, "no agent appears for a module list: {text}");
+        assert_eq!(list.len(), 4, "no agent appears for a module list: {text}");
         assert!(list[0].get("modules").is_none());
         assert_eq!(
             list[1]["modules"].as_array().unwrap()[0].as_str(),
@@ -130,8 +154,28 @@ mod tests {
     }
 
     #[test]
+    fn network_then_dns_and_storage_only_with_arrays() {
+        let names = |list: &[AgentEntry]| list.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+        let plain = agents(false, false, &BTreeMap::new());
+        assert_eq!(names(&plain), ["dbus", "heartbeatd", "netd", "dnsd"]);
+        assert!(plain[2].after.is_empty(), "netd needs nothing");
+        assert_eq!(plain[3].after, ["netd"], "dnsd binds netd's addresses");
+        let full = agents(true, true, &BTreeMap::new());
+        assert_eq!(
+            names(&full),
+            ["dbus", "heartbeatd", "netd", "dnsd", "stord", "guestctld"]
+        );
+        assert_eq!(full[4].exec, ["/usr/libexec/hearth/stord"]);
+        assert_eq!(full[4].ready_timeout_secs, Some(600));
+        assert_eq!(
+            hearth_agents(true, true),
+            ["heartbeatd", "netd", "dnsd", "stord", "guestctld"]
+        );
+    }
+
+    #[test]
     fn test_agent_is_rescue_and_independent() {
-        let text = render(&agents(true, &BTreeMap::new()));
+        let text = render(&agents(false, true, &BTreeMap::new()));
         let value: toml::Table = toml::from_str(&text).unwrap();
         let last = value["agent"].as_array().unwrap().last().unwrap().clone();
         assert_eq!(last["name"].as_str(), Some("guestctld"));

@@ -2,9 +2,9 @@
 //!
 //! The one place that maps config sections to kernel features: the virtio devices
 //! every Hearth machine (and every QEMU test VM) has, the ACPI power button so a
-//! host-side `system_powerdown` reaches init, md RAID when the config has arrays, and
-//! VLANs, bridges and nftables when it has network segments. `image.modules` adds
-//! more. Names ending in `*` match every module with that prefix.
+//! host-side `system_powerdown` reaches init, md RAID when the config has arrays,
+//! bridges and nftables always (every Hearth box routes and firewalls), and VLANs when
+//! it has network segments. `image.modules` adds more. Names ending in `*` match every module with that prefix.
 //!
 //! Shipping and loading are separate decisions. Everything above is shipped, with its
 //! `modules.dep` closure. Only [`BASE`] (plus `image.modules`) is loaded at boot, from
@@ -38,12 +38,13 @@ pub const BASE: &[&str] = &[
 /// Shipped when `storage.arrays` is not empty; loaded by the storage agent.
 pub const STORAGE_ARRAYS: &[&str] = &["md_mod", "raid0", "raid1", "raid10", "raid456"];
 
-/// Shipped when the network has segments (VLANs behind a bridge, firewalled); loaded
-/// by the network agent: the nftables expressions the firewall uses (conntrack state,
-/// NAT/masquerade, port forwards, reject, rate-limited logging, reverse-path lookups).
-/// Not `nft_*`: the other 25 would cost image size for nothing.
-pub const NETWORK_SEGMENTS: &[&str] = &[
-    "8021q",
+/// Always shipped and loaded by the network agent: the LAN bridge and the nftables
+/// expressions the firewall uses (conntrack state, NAT/masquerade, port forwards,
+/// reject, rate-limited logging, reverse-path lookups, named counters). `log` needs a
+/// logger backend (`nf_log_syslog`) and `counter name` an object reference
+/// (`nft_objref`): without them the kernel refuses the rule with ENOENT. Not `nft_*`:
+/// the other 23 would cost image size for nothing.
+pub const NETWORK: &[&str] = &[
     "bridge",
     "nf_tables",
     "nft_ct",
@@ -54,8 +55,14 @@ pub const NETWORK_SEGMENTS: &[&str] = &[
     "nft_reject_inet",
     "nft_limit",
     "nft_log",
+    "nf_log_syslog",
+    "nft_objref",
     "nft_fib_inet",
 ];
+
+/// Shipped when the network has segments (802.1q VLANs on the bridge); loaded by the
+/// network agent.
+pub const NETWORK_SEGMENTS: &[&str] = &["8021q"];
 
 /// Agent that manages `storage.*` (md arrays, file systems, shares).
 pub const STORAGE_AGENT: &str = "stord";
@@ -77,6 +84,11 @@ pub const SECTIONS: &[Section] = &[
         section: "storage.arrays",
         agent: STORAGE_AGENT,
         modules: STORAGE_ARRAYS,
+    },
+    Section {
+        section: "network",
+        agent: NETWORK_AGENT,
+        modules: NETWORK,
     },
     Section {
         section: "network.segments",
@@ -114,9 +126,10 @@ pub fn boot(profile: &ImageProfile) -> Vec<String> {
 pub fn sections(profile: &ImageProfile) -> Vec<Section> {
     SECTIONS
         .iter()
-        .filter(|s| match s.agent {
-            STORAGE_AGENT => profile.has_arrays,
-            NETWORK_AGENT => profile.has_segments,
+        .filter(|s| match s.section {
+            "storage.arrays" => profile.has_arrays,
+            "network" => true,
+            "network.segments" => profile.has_segments,
             _ => false,
         })
         .copied()
@@ -178,7 +191,9 @@ mod tests {
     fn boot_is_base_plus_image_modules() {
         let mut profile = ImageProfile::for_tests();
         assert_eq!(boot(&profile), BASE);
-        assert!(sections(&profile).is_empty());
+        let s = sections(&profile);
+        assert_eq!(s.len(), 1, "only the network, which every box has: {s:?}");
+        assert_eq!(s[0].section, "network");
         // What the default config lists: section-owned names go to their agents.
         profile.modules = ["evdev", "zram", "8021q", "bridge", "md-mod", "raid456"]
             .map(String::from)
@@ -189,7 +204,8 @@ mod tests {
         assert_eq!(b.len(), BASE.len() + 1, "{b:?}");
         let wants = agent_wants(&profile);
         assert_eq!(wants["stord"], ["md-mod", "raid456"]);
-        assert_eq!(wants["netd"], ["8021q", "bridge"]);
+        assert_eq!(wants["netd"][..NETWORK.len()], *NETWORK);
+        assert_eq!(wants["netd"][NETWORK.len()..], ["8021q"]);
         profile.has_arrays = true;
         profile.has_segments = true;
         assert_eq!(boot(&profile), b, "sections never add to the boot list");
@@ -198,6 +214,8 @@ mod tests {
         assert!(s[0].modules.contains(&"raid456"));
         assert_eq!(s[1].agent, "netd");
         assert!(s[1].modules.contains(&"nft_masq"));
+        assert_eq!(s[2].section, "network.segments");
+        assert_eq!(s[2].modules, ["8021q"]);
     }
 
     /// An index with every module the sections name, plus a few dependencies.
@@ -209,6 +227,7 @@ mod tests {
         let names = BASE
             .iter()
             .chain(STORAGE_ARRAYS)
+            .chain(NETWORK)
             .chain(NETWORK_SEGMENTS)
             .chain(&["raid6_pq", "xor", "async_tx", "libcrc32c", "crc32c_generic"]);
         for name in names {
@@ -278,14 +297,17 @@ mod tests {
         let netd = &plan.agents["netd"];
         // The softdep provider comes first, then the section's own list.
         assert_eq!(netd[0], "crc32c_generic");
-        assert_eq!(&netd[1..], NETWORK_SEGMENTS);
+        assert_eq!(&netd[1..=NETWORK.len()], NETWORK);
+        assert_eq!(&netd[NETWORK.len() + 1..], NETWORK_SEGMENTS);
     }
 
     #[test]
-    fn nothing_extra_without_sections() {
+    fn only_the_network_without_arrays_or_segments() {
         let plan = plan(&ImageProfile::for_tests(), &index(), fake).unwrap();
-        assert!(plan.agents.is_empty());
+        assert_eq!(plan.agents.keys().collect::<Vec<_>>(), ["netd"]);
+        assert!(!plan.agents["netd"].contains(&"8021q".to_string()));
         assert!(!plan.set.modules.contains_key("raid456"));
+        assert!(!plan.set.modules.contains_key("8021q"));
         assert_eq!(plan.set.load.len(), BASE.len() - 1);
     }
 

@@ -59,6 +59,8 @@ pub struct ImageProfile {
     pub mirror: Option<String>,
     pub suites: Option<Vec<String>>,
     pub has_arrays: bool,
+    /// Some array wants btrfs (the image then ships `mkfs.btrfs`).
+    pub has_btrfs: bool,
     pub has_segments: bool,
     /// Serial numbers of the disks the storage arrays use, in config order.
     pub disk_serials: Vec<String>,
@@ -145,6 +147,11 @@ impl ImageProfile {
             mirror: image.mirror.clone(),
             suites: image.suites.clone(),
             has_arrays: !config.storage.arrays.is_empty(),
+            has_btrfs: config
+                .storage
+                .arrays
+                .iter()
+                .any(|a| a.filesystem == hearth_config::Filesystem::Btrfs),
             has_segments: !config.network.segments.is_empty(),
             disk_serials,
             interfaces,
@@ -177,6 +184,7 @@ impl ImageProfile {
             mirror: None,
             suites: None,
             has_arrays: false,
+            has_btrfs: false,
             has_segments: false,
             disk_serials: vec![],
             interfaces: vec![],

@@ -1,6 +1,7 @@
-//! A test image boots to `ready` once, with every agent up, the configured hostname,
-//! its kernel modules loaded, agent logs written, heartbeatd registered on the system
-//! bus and no zombies.
+//! A test image boots to `ready` once, with every agent up (the default config's
+//! netd, dnsd and stord too), the configured hostname, its kernel modules loaded, the
+//! firewall and LAN bridge in place, agent logs written, heartbeatd registered on the
+//! system bus and no zombies.
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ fn boots_to_ready() -> TestResult {
     guest.wait_ready()?;
 
     let state = guest.wait_for_agents("every agent ready", Duration::from_secs(30), |s| s.ready)?;
-    for name in ["dbus", "heartbeatd", "guestctld"] {
+    for name in ["dbus", "heartbeatd", "netd", "dnsd", "stord", "guestctld"] {
         let agent = state
             .agent(name)
             .unwrap_or_else(|| panic!("{name} missing from agents.json: {state:?}"));
@@ -44,6 +45,19 @@ fn boots_to_ready() -> TestResult {
     assert!(
         modules.lines().any(|l| l.starts_with("virtio_net ")),
         "virtio_net not loaded:\n{modules}"
+    );
+
+    // netd's work: the firewall table and the LAN bridge with its address.
+    let tables = guest.sh("nft list tables")?;
+    assert!(tables.success(), "{tables:?}");
+    assert!(
+        tables.stdout.contains("table inet hearth"),
+        "no hearth table: {tables:?}"
+    );
+    let bridge = guest.sh("ip -4 addr show dev br-lan")?;
+    assert!(
+        bridge.success() && bridge.stdout.contains("192.168.1.1/24"),
+        "br-lan: {bridge:?}"
     );
 
     let timestamped = Regex::new(r"^\d+\.\d+ [A-Z]+ heartbeatd: ").unwrap();

@@ -40,6 +40,9 @@ pub const DEFAULT_EXCLUDE: &[&str] = &[
     "lsb-base",
     "sysvinit-utils",
     "apparmor",
+    // mdadm depends on it for its udev rules; Hearth runs no udevd (stord reads
+    // kernel uevents itself), and it would drag in systemd's shared library.
+    "udev",
 ];
 
 /// One alternative of a dependency: a name and an optional version constraint.
