@@ -7,21 +7,33 @@
 //! lease is released and taken off the interface; a SIGHUP that changes the WAN
 //! (device or mode) releases the old lease and starts over. `--once` runs no client.
 //!
-//! A failed apply at start exits non-zero so init restarts netd with backoff; a failed
-//! re-apply on SIGHUP keeps the last good state (the failed apply rolled itself back)
-//! and keeps running.
+//! Link events ([`crate::events`]: a NIC appearing or vanishing, carrier up/down, a
+//! managed link changed by someone else) re-apply after a 200 ms debounce, so a cable
+//! out/in or a NIC that shows up late converges without a SIGHUP. A NIC the config
+//! needs but the machine lacks does not stop the daemon: the field is logged, the rest
+//! is applied (with no WAN: no masquerade, port forwards, default route or DHCP
+//! client), readiness is reported, and the NIC is taken up when it appears. The
+//! default config (`interfaces = []`) on a machine with no NIC at all thus gets its LAN
+//! bridge, segments and firewall, and a WAN once a first NIC shows up.
+//!
+//! A failed apply at start (bad config, a NIC matched twice, the kernel refusing
+//! writes) exits non-zero so init restarts netd with backoff; a failed re-apply keeps
+//! the last good state (the failed apply rolled itself back) and keeps running.
 
 use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::dhcp_client::{DhcpError, WanDhcp};
+use crate::events::{Debounce, EventsError, LinkEvents, DEBOUNCE};
 use crate::link::LinkOps;
 use crate::netlink::Netlink;
 use crate::nft::Nft;
-use crate::{apply, dry_run_text, error_chain, plan, Args, NetdError};
+use crate::plan::{Missing, PlanProblem};
+use crate::{apply_with, dry_run_text, error_chain, plan, ApplyReport, Args, NetdError};
 
 /// Errors of the resident loop itself.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +50,9 @@ pub enum DaemonError {
     /// The WAN's DHCP client could not start.
     #[error(transparent)]
     Dhcp(#[from] DhcpError),
+    /// The link-event subscription could not be opened.
+    #[error(transparent)]
+    Events(#[from] EventsError),
 }
 
 /// Print the plan and ruleset for the config; write nothing. Links are read (not
@@ -49,17 +64,20 @@ pub fn dry_run(args: &Args) -> Result<String, NetdError> {
     Ok(dry_run_text(&plan, &ruleset))
 }
 
-/// Apply the config; returns the WAN device when it wants DHCP.
-fn apply_config(args: &Args, nl: &mut Netlink, nft: &Nft) -> Result<Option<String>, NetdError> {
+/// Apply the config; returns the report and the WAN device when it wants DHCP.
+fn apply_config(
+    args: &Args,
+    nl: &mut Netlink,
+    nft: &Nft,
+    missing: Missing,
+) -> Result<(ApplyReport, Option<String>), NetdError> {
     let cfg = hearth_config::load(args.config_path())?;
-    let report = apply(&cfg.network, nl, nft, &args.proc_sys)?;
-    log::info!("applied: {report}");
-    if !matches!(cfg.network.wan, hearth_config::Wan::Dhcp) {
-        return Ok(None);
-    }
-    let links = nl.links()?;
-    let (plan, _) = plan(&cfg.network, &links)?;
-    Ok(Some(plan.wan.name))
+    let report = apply_with(&cfg.network, nl, nft, &args.proc_sys, missing)?;
+    let dhcp = match cfg.network.wan {
+        hearth_config::Wan::Dhcp => report.wan.clone(),
+        hearth_config::Wan::Static { .. } => None,
+    };
+    Ok((report, dhcp))
 }
 
 /// Start, keep or stop the DHCP client so that it runs on `want` (or not at all).
@@ -86,51 +104,193 @@ fn switch_dhcp(
     Ok(())
 }
 
+/// Log an apply's report: changes and new waits at info; a no-change re-apply after
+/// link events (mostly the echo of netd's own writes) at debug, so link events cannot
+/// flood the log.
+fn log_report(report: &ApplyReport, waiting_before: &[PlanProblem], why: &str) {
+    for w in report
+        .waiting
+        .iter()
+        .filter(|w| !waiting_before.contains(w))
+    {
+        log::error!("{w}; waiting for it, applied everything that does not need it");
+    }
+    for w in waiting_before
+        .iter()
+        .filter(|w| !report.waiting.contains(w))
+    {
+        log::info!("resolved: {w}");
+    }
+    if report.unchanged() && why == LINK_EVENT {
+        log::debug!("{why}: applied: {report}");
+    } else {
+        log::info!("{why}: applied: {report}");
+    }
+}
+
+/// Why a re-apply triggered by link events runs.
+const LINK_EVENT: &str = "link event";
+
+/// Limits how many link-event lines outside input (a flapping cable) can log.
+#[derive(Debug)]
+struct LogLimit {
+    window: Instant,
+    count: u32,
+    suppressed: u32,
+}
+
+impl LogLimit {
+    const PER_WINDOW: u32 = 20;
+    const WINDOW: Duration = Duration::from_secs(10);
+
+    fn new() -> Self {
+        Self {
+            window: Instant::now(),
+            count: 0,
+            suppressed: 0,
+        }
+    }
+
+    fn log(&mut self, line: &dyn std::fmt::Display) {
+        let now = Instant::now();
+        if now.duration_since(self.window) >= Self::WINDOW {
+            if self.suppressed > 0 {
+                log::info!("{} more link event(s) not logged", self.suppressed);
+            }
+            *self = Self::new();
+        }
+        if self.count < Self::PER_WINDOW {
+            self.count += 1;
+            log::info!("{line}");
+        } else {
+            self.suppressed += 1;
+        }
+    }
+}
+
+/// The resident state: the kernel handles, the DHCP client, what is missing.
+struct Daemon<'a> {
+    args: &'a Args,
+    nl: Netlink,
+    nft: Nft,
+    dhcp: Option<WanDhcp>,
+    waiting: Vec<PlanProblem>,
+}
+
+impl Daemon<'_> {
+    /// Apply again (SIGHUP, link events); on failure keep the previous state.
+    fn reapply(&mut self, why: &str) {
+        match apply_config(self.args, &mut self.nl, &self.nft, Missing::Defer) {
+            Ok((report, want)) => {
+                log_report(&report, &self.waiting, why);
+                self.waiting = report.waiting;
+                if let Err(e) = switch_dhcp(self.args, &mut self.nl, &mut self.dhcp, want) {
+                    log::error!("{}", error_chain(&e));
+                }
+            }
+            Err(e) => log::error!(
+                "{why}: re-apply failed, keeping the previous state: {}",
+                error_chain(&e)
+            ),
+        }
+    }
+}
+
 /// Apply, become ready, and stay resident (or return after one apply with `--once`).
+///
+/// Resident, a NIC the config needs but the machine lacks is waited for
+/// ([`Missing::Defer`]): everything that does not need it is applied, readiness is
+/// reported, the missing field is logged, and link events re-apply until it appears.
+/// `--once` rejects it as invalid input like `--dry-run`.
 pub fn run(args: &Args) -> Result<(), DaemonError> {
     let nft = Nft::default();
     let mut nl = Netlink::open().map_err(NetdError::from)?;
+    if args.once {
+        let (report, _) = apply_config(args, &mut nl, &nft, Missing::Reject)?;
+        log::info!("applied: {report}");
+        hearth_agent::ready::notify()?;
+        return Ok(());
+    }
     let mut mask = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         mask.add(s);
     }
-    if !args.once {
-        mask.thread_block().map_err(DaemonError::Signals)?;
-    }
-    let wan_dhcp = apply_config(args, &mut nl, &nft)?;
+    mask.thread_block().map_err(DaemonError::Signals)?;
+    // Subscribe before the first apply so a NIC appearing during it is not missed.
+    let links = nl.links().map_err(NetdError::from)?;
+    let mut events = LinkEvents::open(links.into_iter().map(|l| (l.index, l.name, l.carrier)))?;
+    let (report, wan_dhcp) = apply_config(args, &mut nl, &nft, Missing::Defer)?;
+    log_report(&report, &[], "start");
     hearth_agent::ready::notify()?;
-    if args.once {
-        return Ok(());
-    }
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(DaemonError::Signals)?;
-    let mut dhcp = None;
-    switch_dhcp(args, &mut nl, &mut dhcp, wan_dhcp)?;
+    let mut d = Daemon {
+        args,
+        nl,
+        nft,
+        dhcp: None,
+        waiting: report.waiting,
+    };
+    switch_dhcp(args, &mut d.nl, &mut d.dhcp, wan_dhcp)?;
+    let mut debounce = Debounce::new(DEBOUNCE);
+    let mut limit = LogLimit::new();
     loop {
-        let (signalled, dhcp_readable) = {
-            let mut fds = vec![PollFd::new(sfd.as_fd(), PollFlags::POLLIN)];
-            if let Some(d) = &dhcp {
-                fds.push(PollFd::new(d.fd(), PollFlags::POLLIN));
+        let (signalled, events_readable, dhcp_readable) = {
+            let mut fds = vec![
+                PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+                PollFd::new(events.fd(), PollFlags::POLLIN),
+            ];
+            if let Some(dh) = &d.dhcp {
+                fds.push(PollFd::new(dh.fd(), PollFlags::POLLIN));
             }
+            let now = Instant::now();
+            let timeout = [
+                d.dhcp.as_ref().and_then(WanDhcp::timeout),
+                debounce.timeout(now),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
             // Round up so a timer is never polled for a few microseconds early.
-            let timeout = dhcp
-                .as_ref()
-                .and_then(WanDhcp::timeout)
-                .map(|t| t.as_millis().saturating_add(1))
-                .and_then(|ms| PollTimeout::try_from(ms).ok())
-                .unwrap_or(PollTimeout::NONE);
+            .map(|t| t.as_millis().saturating_add(1))
+            .and_then(|ms| PollTimeout::try_from(ms).ok())
+            .unwrap_or(PollTimeout::NONE);
             match nix::poll::poll(&mut fds, timeout) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(DaemonError::Signals(e)),
             }
             let ready = |f: &PollFd<'_>| f.revents().is_some_and(|r| !r.is_empty());
-            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+            (
+                ready(&fds[0]),
+                ready(&fds[1]),
+                fds.get(2).is_some_and(ready),
+            )
         };
-        if let Some(d) = &mut dhcp {
+        if let Some(dh) = &mut d.dhcp {
             if dhcp_readable {
-                d.on_readable(&mut nl);
+                dh.on_readable(&mut d.nl);
             }
-            d.on_timer(&mut nl);
+            dh.on_timer(&mut d.nl);
+        }
+        if events_readable {
+            match events.drain() {
+                Ok(list) => {
+                    for e in list.iter().filter(|e| e.notable()) {
+                        limit.log(e);
+                    }
+                    if !list.is_empty() {
+                        debounce.event(Instant::now());
+                    }
+                }
+                Err(e) => {
+                    // Not fatal: SIGHUP still re-applies. Re-apply now in case.
+                    log::error!("{}", error_chain(&e));
+                    debounce.event(Instant::now());
+                }
+            }
+        }
+        if debounce.fire(Instant::now()) {
+            d.reapply(LINK_EVENT);
         }
         if !signalled {
             continue;
@@ -138,22 +298,12 @@ pub fn run(args: &Args) -> Result<(), DaemonError> {
         let signal = sfd.read_signal().ok().flatten().map(|s| s.ssi_signo);
         if signal == Some(Signal::SIGHUP as u32) {
             log::info!("SIGHUP: re-applying the config");
-            match apply_config(args, &mut nl, &nft) {
-                Ok(want) => {
-                    if let Err(e) = switch_dhcp(args, &mut nl, &mut dhcp, want) {
-                        log::error!("{}", error_chain(&e));
-                    }
-                }
-                Err(e) => log::error!(
-                    "re-apply failed, keeping the previous state: {}",
-                    error_chain(&e)
-                ),
-            }
+            d.reapply("SIGHUP");
             continue;
         }
         log::info!("stopping (signal {})", signal.unwrap_or_default());
-        if let Some(d) = &mut dhcp {
-            d.stop(&mut nl);
+        if let Some(dh) = &mut d.dhcp {
+            dh.stop(&mut d.nl);
         }
         return Ok(());
     }

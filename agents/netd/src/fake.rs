@@ -55,6 +55,17 @@ impl FakeLinks {
         self.fail.clear();
     }
 
+    /// A NIC appears (hot-plug, a late driver), down, MTU 1500.
+    pub fn add_nic(&mut self, name: &str, mac: [u8; 6]) {
+        self.push(name, Some(mac), None);
+    }
+
+    /// A NIC vanishes (unplugged); ports of it and VLANs on it go with it.
+    pub fn remove_nic(&mut self, name: &str) {
+        self.links
+            .retain(|l| l.name != name && l.vlan.as_ref().is_none_or(|v| v.0 != name));
+    }
+
     /// The link named `name`.
     pub fn link(&self, name: &str) -> Option<&LinkState> {
         self.links.iter().find(|l| l.name == name)
@@ -70,6 +81,7 @@ impl FakeLinks {
             mac,
             mtu: if name == "lo" { 65536 } else { 1500 },
             up: false,
+            carrier: false,
             kind: kind.map(str::to_owned),
             master: None,
             alias: None,
@@ -148,7 +160,12 @@ impl FakeLinks {
                 self.get_mut(link, w)?.master = master.clone();
             }
             LinkWrite::SetMtu { link, mtu } => self.get_mut(link, w)?.mtu = *mtu,
-            LinkWrite::SetUp { link, up } => self.get_mut(link, w)?.up = *up,
+            LinkWrite::SetUp { link, up } => {
+                // The fake's cables are always in: carrier follows the admin state.
+                let l = self.get_mut(link, w)?;
+                l.up = *up;
+                l.carrier = *up;
+            }
             LinkWrite::AddAddress { link, address } => {
                 let l = self.get_mut(link, w)?;
                 if l.addresses.contains(address) {

@@ -6,14 +6,20 @@
 //! 1. **Read** the kernel's links ([`link::LinkOps::links`]).
 //! 2. **Plan** ([`plan::resolve`]): the config resolved against those links (NICs by
 //!    name or MAC). Any problem — a missing NIC, a NIC matched twice — stops here,
-//!    every one reported with its config field, and nothing is written.
-//! 3. **Generate** the ruleset ([`ruleset::generate`]) and have `nft -c` check it
-//!    when it differs from the loaded one, so a ruleset the kernel would refuse stops
-//!    the apply before any link is touched.
+//!    every one reported with its config field, and nothing is written. The resident
+//!    daemon instead defers a missing NIC ([`plan::Missing::Defer`]): it applies what
+//!    does not depend on it and re-applies when link events show it appeared.
+//! 3. **Generate** the ruleset ([`ruleset::generate`]) and compare its digest with the
+//!    one in the loaded table's comment (read over netlink, [`nft_table`]).
 //! 4. **Reconcile links** ([`reconcile::reconcile`]): diff, write only differences,
 //!    roll back this apply's writes on failure.
 //! 5. **Sysctls** ([`sysctl::apply`]), then **load the firewall** ([`nft::Nft`]) in one
-//!    transaction unless the loaded table already carries this ruleset's digest.
+//!    transaction unless the loaded table already carries this ruleset's digest. If
+//!    nft refuses it, the old ruleset stays loaded (one transaction) and the link
+//!    writes of step 4 are undone ([`reconcile::rollback`]), so a refused ruleset
+//!    leaves the machine as it was. (There is no separate `nft -c` pass first: it
+//!    would parse and check the whole ruleset a second time, doubling the cost of
+//!    every firewall change, for an outcome the rollback gives anyway.)
 //!
 //! The result ([`ApplyReport`]) says per object `created`/`changed`/`unchanged`/
 //! `removed`; a second apply with the same config writes nothing.
@@ -23,16 +29,24 @@
 //! [`dhcp_state`]), which adds the leased address and default route through the same
 //! [`link::LinkOps`] and publishes the DNS servers in `<state-dir>/wan-dns.json`.
 //!
-//! Not done yet (see the crate README): link-event watching (re-apply is on SIGHUP),
-//! IPv6.
+//! The daemon ([`daemon`]) re-applies on SIGHUP and on rtnetlink link events
+//! ([`events`]: a NIC appearing or vanishing, carrier up/down), debounced.
+//!
+//! `netd bench` ([`bench`]) times a full apply against the equivalent `ip` + `nft -f`
+//! script and a no-change reconcile.
+//!
+//! Not done yet (see the crate README): IPv6.
 
+pub mod bench;
 pub mod daemon;
 pub mod dhcp_client;
 pub mod dhcp_state;
+pub mod events;
 pub mod fake;
 pub mod link;
 pub mod netlink;
 pub mod nft;
+pub mod nft_table;
 pub mod plan;
 pub mod reconcile;
 pub mod ruleset;
@@ -45,7 +59,7 @@ use hearth_config::Network;
 
 use crate::link::{LinkError, LinkOps, LinkState};
 use crate::nft::{Nft, NftError};
-use crate::plan::{Plan, PlanError, SYSCTLS};
+use crate::plan::{Missing, Plan, PlanError, PlanProblem, SYSCTLS};
 use crate::reconcile::{Change, LinkReport, ReconcileError};
 use crate::ruleset::Ruleset;
 use crate::sysctl::SysctlError;
@@ -57,6 +71,9 @@ use crate::sysctl::SysctlError;
     about = "Hearth network agent: links, VLAN segments and the zone firewall"
 )]
 pub struct Args {
+    /// A subcommand instead of the agent.
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// The appliance config.
     #[arg(long, default_value = "/etc/hearth/config.toml")]
     pub config: PathBuf,
@@ -81,6 +98,14 @@ pub struct Args {
     /// Where `/proc/sys` is (tests point this elsewhere).
     #[arg(long, default_value = "/proc/sys", hide = true)]
     pub proc_sys: PathBuf,
+}
+
+/// `netd` subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Time a full apply (32 VLANs, ~500 rules) against the equivalent `ip` + `nft -f`
+    /// script, and a no-change reconcile. Root and a kernel with 8021q.
+    Bench(bench::BenchArgs),
 }
 
 impl Args {
@@ -123,6 +148,21 @@ pub enum NetdError {
     /// nft refused the ruleset or could not run.
     #[error(transparent)]
     Nft(#[from] NftError),
+    /// nft refused the ruleset after the links were written; those writes were undone
+    /// (except the ones in `rollback`).
+    #[error("{source}\n  the link changes of this apply were rolled back{}", rollback_text(.rollback))]
+    FirewallRefused {
+        #[source]
+        source: NftError,
+        rollback: Vec<LinkError>,
+    },
+}
+
+fn rollback_text(failed: &[LinkError]) -> String {
+    failed
+        .iter()
+        .map(|e| format!("\n  rollback failed: {e}"))
+        .collect()
 }
 
 impl NetdError {
@@ -141,6 +181,11 @@ pub struct ApplyReport {
     pub sysctls: Vec<&'static str>,
     /// The firewall table.
     pub firewall: Change,
+    /// The WAN device the plan used (`None` while it is missing).
+    pub wan: Option<String>,
+    /// NICs the config needs that are missing; their part was left out
+    /// ([`Missing::Defer`] only).
+    pub waiting: Vec<PlanProblem>,
 }
 
 impl ApplyReport {
@@ -152,8 +197,13 @@ impl ApplyReport {
 
 impl fmt::Display for ApplyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let waiting: String = self
+            .waiting
+            .iter()
+            .map(|w| format!("; waiting for a NIC: {w}"))
+            .collect();
         if self.unchanged() {
-            return write!(f, "unchanged");
+            return write!(f, "unchanged{waiting}");
         }
         let mut parts: Vec<String> = self
             .links
@@ -168,13 +218,23 @@ impl fmt::Display for ApplyReport {
         if self.firewall != Change::Unchanged {
             parts.push(format!("firewall {}", self.firewall));
         }
-        write!(f, "{}", parts.join(", "))
+        write!(f, "{}{waiting}", parts.join(", "))
     }
 }
 
-/// The plan and ruleset for `net` on a machine with `links`.
+/// The plan and ruleset for `net` on a machine with `links`; a missing NIC is an
+/// error.
 pub fn plan(net: &Network, links: &[LinkState]) -> Result<(Plan, Ruleset), PlanError> {
-    let plan = plan::resolve(net, links)?;
+    plan_with(net, links, Missing::Reject)
+}
+
+/// [`plan`], with a choice of what a missing NIC means.
+pub fn plan_with(
+    net: &Network,
+    links: &[LinkState],
+    missing: Missing,
+) -> Result<(Plan, Ruleset), PlanError> {
+    let plan = plan::resolve(net, links, missing)?;
     let ruleset = ruleset::generate(&plan, &net.firewall, &net.wan);
     Ok((plan, ruleset))
 }
@@ -188,33 +248,47 @@ pub fn dry_run_text(plan: &Plan, ruleset: &Ruleset) -> String {
     out
 }
 
-/// Converge the kernel to `net`. See the crate docs for the order.
+/// Converge the kernel to `net`; a missing NIC is invalid input. See the crate docs
+/// for the order.
 pub fn apply(
     net: &Network,
     ops: &mut dyn LinkOps,
     nft: &Nft,
     proc_sys: &Path,
 ) -> Result<ApplyReport, NetdError> {
+    apply_with(net, ops, nft, proc_sys, Missing::Reject)
+}
+
+/// [`apply`], with a choice of what a missing NIC means (the daemon defers).
+pub fn apply_with(
+    net: &Network,
+    ops: &mut dyn LinkOps,
+    nft: &Nft,
+    proc_sys: &Path,
+    missing: Missing,
+) -> Result<ApplyReport, NetdError> {
     let links = ops.links()?;
-    let (plan, ruleset) = plan(net, &links)?;
+    let (plan, ruleset) = plan_with(net, &links, missing)?;
     let loaded = nft.loaded_digest()?;
     let firewall = match loaded.as_deref() {
         Some(d) if d == ruleset.digest => Change::Unchanged,
         Some(_) => Change::Changed,
         None => Change::Created,
     };
-    if firewall != Change::Unchanged {
-        nft.check(&ruleset.text)?;
-    }
-    let links = reconcile::reconcile(ops, &plan)?;
+    let links = reconcile::reconcile_from(ops, &plan, &links)?;
     let sysctls = sysctl::apply(proc_sys, SYSCTLS)?;
     if firewall != Change::Unchanged {
-        nft.apply(&ruleset)?;
+        if let Err(source) = nft.apply(&ruleset) {
+            let rollback = reconcile::rollback(ops, &links.undo);
+            return Err(NetdError::FirewallRefused { source, rollback });
+        }
     }
     Ok(ApplyReport {
         links,
         sysctls,
         firewall,
+        wan: plan.wan.map(|w| w.name),
+        waiting: plan.waiting,
     })
 }
 

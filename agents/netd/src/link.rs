@@ -28,6 +28,8 @@ pub struct LinkState {
     pub mtu: u32,
     /// Administratively up.
     pub up: bool,
+    /// Carrier (`IFF_LOWER_UP`): a cable is in and the link is up. Read-only.
+    pub carrier: bool,
     /// `IFLA_INFO_KIND` (`bridge`, `vlan`, `veth`...); `None` for plain NICs.
     pub kind: Option<String>,
     /// The bridge it is a port of.

@@ -12,6 +12,18 @@ fn main() -> ExitCode {
     let args = netd::Args::parse();
     hearth_agent::logging::init("netd");
     let code = |e: &netd::NetdError| if e.is_invalid_input() { 2 } else { 1 };
+    if let Some(netd::Command::Bench(b)) = &args.command {
+        return match netd::bench::run(b) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("netd bench: {}", netd::error_chain(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
     if args.dry_run {
         return match daemon::dry_run(&args) {
             Ok(text) => {

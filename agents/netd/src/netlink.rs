@@ -4,18 +4,28 @@
 //! rtnetlink is async; netd's reconcile is a short sequence of dependent requests, so
 //! this wrapper owns a current-thread tokio runtime and blocks on each request. That
 //! keeps the trait synchronous, which keeps the fake and the rollback logic simple.
+//!
+//! Cost: a link message is big (addresses, per-family config, statistics) and parsing
+//! it dominates a reconcile on a slow machine. Link reads ask the kernel to skip the
+//! statistics (`RTEXT_FILTER_SKIP_STATS`), and names are resolved to indices from a
+//! cache filled by every [`LinkOps::links`] dump (which starts every apply) and kept
+//! up to date by this wrapper's own creates and deletes, so a write costs one request,
+//! not a lookup plus the request. A write that finds its cached index gone
+//! (`ENODEV`: the link vanished or was renamed by someone else) drops the cache entry
+//! and retries once with a fresh lookup.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{
-    InfoData, InfoVlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    InfoData, InfoVlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
 use rtnetlink::packet_route::AddressFamily;
-use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVlan, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVlan, RouteMessageBuilder};
 
 use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, OWNER_ALIAS};
 
@@ -23,6 +33,8 @@ use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, OWNER_ALIAS};
 pub struct Netlink {
     rt: tokio::runtime::Runtime,
     handle: Handle,
+    /// name → index, see the module docs.
+    indices: std::cell::RefCell<HashMap<String, u32>>,
 }
 
 impl std::fmt::Debug for Netlink {
@@ -47,21 +59,49 @@ impl Netlink {
             Ok::<_, std::io::Error>(handle)
         });
         let handle = handle.map_err(LinkError::Connect)?;
-        Ok(Self { rt, handle })
+        Ok(Self {
+            rt,
+            handle,
+            indices: Default::default(),
+        })
+    }
+
+    /// Create a veth pair `name` ↔ `peer` (the benchmark's stand-in NICs; netd itself
+    /// never creates NICs).
+    pub fn add_veth(&mut self, name: &str, peer: &str) -> Result<(), LinkError> {
+        let h = self.handle.clone();
+        let msg = LinkVeth::new(name, peer).build();
+        self.rt
+            .block_on(async move { h.link().add(msg).execute().await })
+            .map_err(|e| LinkError::Refused {
+                write: LinkWrite::CreateBridge {
+                    name: name.to_owned(),
+                },
+                message: format!("creating veth pair {name}/{peer}: {e}"),
+            })
     }
 
     fn index(&self, name: &str, write: &LinkWrite) -> Result<u32, LinkError> {
+        if let Some(i) = self.indices.borrow().get(name) {
+            return Ok(*i);
+        }
         let h = self.handle.clone();
         let found = self.rt.block_on(async move {
             h.link()
                 .get()
                 .match_name(name.to_owned())
+                .set_filter_mask(AddressFamily::Unspec, vec![LinkExtentMask::SkipStats])
                 .execute()
                 .try_next()
                 .await
         });
         match found {
-            Ok(Some(m)) => Ok(m.header.index),
+            Ok(Some(m)) => {
+                self.indices
+                    .borrow_mut()
+                    .insert(name.to_owned(), m.header.index);
+                Ok(m.header.index)
+            }
             Ok(None) | Err(_) => Err(LinkError::NoSuchLink {
                 write: write.clone(),
                 name: name.to_owned(),
@@ -89,6 +129,7 @@ impl Netlink {
             write,
         );
         if let Err(e) = marked {
+            self.indices.borrow_mut().remove(name);
             let h = self.handle.clone();
             let _ = self
                 .rt
@@ -118,8 +159,14 @@ impl Netlink {
 
     fn dump_links(&self) -> Result<Vec<LinkMessage>, rtnetlink::Error> {
         let h = self.handle.clone();
-        self.rt
-            .block_on(async move { h.link().get().execute().try_collect().await })
+        self.rt.block_on(async move {
+            h.link()
+                .get()
+                .set_filter_mask(AddressFamily::Unspec, vec![LinkExtentMask::SkipStats])
+                .execute()
+                .try_collect()
+                .await
+        })
     }
 
     fn dump_addresses(&self) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
@@ -157,6 +204,7 @@ fn link_state(m: &LinkMessage) -> LinkState {
         mac: None,
         mtu: 0,
         up: m.header.flags.contains(LinkFlags::Up),
+        carrier: m.header.flags.contains(LinkFlags::LowerUp),
         kind: None,
         master: None,
         alias: None,
@@ -204,6 +252,7 @@ impl LinkOps for Netlink {
     fn links(&mut self) -> Result<Vec<LinkState>, LinkError> {
         let msgs = self.dump_links().map_err(read_err("links"))?;
         let mut links: Vec<LinkState> = msgs.iter().map(link_state).collect();
+        *self.indices.borrow_mut() = links.iter().map(|l| (l.name.clone(), l.index)).collect();
         let names: Vec<(String, String)> = links
             .iter()
             .map(|l| (l.index.to_string(), l.name.clone()))
@@ -262,6 +311,19 @@ impl LinkOps for Netlink {
 
     fn write(&mut self, w: &LinkWrite) -> Result<(), LinkError> {
         log::trace!("rtnetlink: {w}");
+        match self.write_once(w) {
+            Err(LinkError::Refused { message, .. }) if message.contains("No such device") => {
+                // A cached index went stale: look everything up afresh, once.
+                self.indices.borrow_mut().clear();
+                self.write_once(w)
+            }
+            other => other,
+        }
+    }
+}
+
+impl Netlink {
+    fn write_once(&mut self, w: &LinkWrite) -> Result<(), LinkError> {
         match w {
             LinkWrite::CreateBridge { name } => self.create(LinkBridge::new(name).build(), name, w),
             LinkWrite::CreateVlan { name, parent, id } => {
@@ -273,7 +335,10 @@ impl LinkOps for Netlink {
                 let h = self.handle.clone();
                 self.rt
                     .block_on(async move { h.link().del(i).execute().await })
-                    .map_err(|e| refused(w, e))
+                    .map_err(|e| refused(w, e))?;
+                // VLANs on it go with it; forget them all rather than guess.
+                self.indices.borrow_mut().clear();
+                Ok(())
             }
             LinkWrite::SetMaster { link, master } => {
                 let i = self.index(link, w)?;

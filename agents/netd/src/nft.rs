@@ -37,6 +37,9 @@ pub enum NftError {
     /// A listing failed.
     #[error("nft {args}: {stderr}")]
     List { args: String, stderr: String },
+    /// Reading the table over netlink failed.
+    #[error(transparent)]
+    TableRead(#[from] crate::nft_table::TableReadError),
     /// A listing was not the JSON we expect.
     #[error("nft {args}: unexpected output: {message}")]
     Parse { args: String, message: String },
@@ -65,6 +68,11 @@ impl Nft {
         Self {
             program: program.into(),
         }
+    }
+
+    /// The `nft` binary this runs.
+    pub fn program(&self) -> &Path {
+        &self.program
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<(bool, String, String), NftError> {
@@ -141,27 +149,12 @@ impl Nft {
     }
 
     /// The digest in the loaded `inet hearth` table's comment: `None` when there is no
-    /// table, `Some("")` when it has no netd digest. Read from the text listing: nft
-    /// 1.0.6's JSON output omits table comments.
+    /// table, `Some("")` when it has no netd digest. Read over netlink
+    /// ([`crate::nft_table`]), not with `nft list`, which would build nft's whole
+    /// cache first.
     pub fn loaded_digest(&self) -> Result<Option<String>, NftError> {
-        let args = ["-t", "list", "table", FAMILY, TABLE];
-        let (ok, stdout, stderr) = self.run(&args, None)?;
-        if !ok {
-            if stderr.contains("No such file or directory") {
-                return Ok(None);
-            }
-            return Err(NftError::List {
-                args: args.join(" "),
-                stderr,
-            });
-        }
-        let digest = stdout
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("comment \""))
-            .and_then(|c| c.strip_prefix(DIGEST_PREFIX))
-            .map(|c| c.trim_end_matches('"').to_owned())
-            .unwrap_or_default();
-        Ok(Some(digest))
+        let comment = crate::nft_table::inet_table_comment(TABLE)?;
+        Ok(comment.map(|c| c.strip_prefix(DIGEST_PREFIX).unwrap_or_default().to_owned()))
     }
 
     /// The named counters of netd's table: (name, packets, bytes).

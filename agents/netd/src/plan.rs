@@ -5,6 +5,15 @@
 //! links, addresses, sysctls, the firewall — is derived from the [`Plan`], so
 //! `netd --dry-run` prints exactly what an apply would converge to. Problems are
 //! collected, each naming its config field, and nothing is applied when there is any.
+//!
+//! One exception, for the resident daemon ([`Missing::Defer`]): a NIC the config names
+//! (or, with `interfaces = []`, the first NIC to be the WAN) that the kernel does not
+//! have *yet* is not a reason to refuse the rest. The plan then leaves out what
+//! depends on it — a missing WAN means no WAN zone, no masquerade, no port forwards,
+//! no default route and no DHCP client; a missing LAN NIC is simply not a bridge port —
+//! and lists the problem in [`Plan::waiting`]. The daemon applies that, reports ready,
+//! and re-plans when a link appears. `--once` and `--dry-run` use
+//! [`Missing::Reject`]: a missing NIC is invalid input there.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -76,11 +85,21 @@ pub struct Zone {
     pub network: Option<Ipv4Net>,
 }
 
+/// What [`resolve`] does with a NIC the config needs but the kernel lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// It is a problem: nothing is planned (`--once`, `--dry-run`).
+    Reject,
+    /// Plan everything that does not depend on it and list it in [`Plan::waiting`]
+    /// (the resident daemon, which re-plans when links appear).
+    Defer,
+}
+
 /// Everything netd converges the kernel to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// The uplink.
-    pub wan: WanPlan,
+    /// The uplink; `None` while its NIC is missing (only with [`Missing::Defer`]).
+    pub wan: Option<WanPlan>,
     /// The LAN bridge's name.
     pub bridge: String,
     /// The bridge's (untagged VLAN 1) address.
@@ -89,8 +108,10 @@ pub struct Plan {
     pub ports: Vec<PortPlan>,
     /// One per segment.
     pub vlans: Vec<VlanPlan>,
-    /// `wan`, `lan`, then the segments, in config order.
+    /// `wan` (when there is one), `lan`, then the segments, in config order.
     pub zones: Vec<Zone>,
+    /// NICs the config needs that do not exist yet (only with [`Missing::Defer`]).
+    pub waiting: Vec<PlanProblem>,
 }
 
 /// One reason the config cannot be applied to this machine.
@@ -123,10 +144,15 @@ fn v4net(c: &Cidr) -> Option<Ipv4Net> {
 }
 
 /// Resolve the network config against the kernel's links.
-pub fn resolve(net: &Network, links: &[LinkState]) -> Result<Plan, PlanError> {
+pub fn resolve(net: &Network, links: &[LinkState], missing: Missing) -> Result<Plan, PlanError> {
     let mut problems = Vec::new();
+    // NICs that are not there (yet): problems, or something to wait for (below).
+    let mut absent_nics = Vec::new();
     let mut problem = |field: String, message: String| {
         problems.push(PlanProblem { field, message });
+    };
+    let mut absent = |field: String, message: String| {
+        absent_nics.push(PlanProblem { field, message });
     };
 
     let mut wan: Option<(String, Option<u32>)> = None;
@@ -136,7 +162,7 @@ pub fn resolve(net: &Network, links: &[LinkState]) -> Result<Plan, PlanError> {
         let mut nics: Vec<&LinkState> = links.iter().filter(|l| l.is_port_candidate()).collect();
         nics.sort_by_key(|l| l.index);
         match nics.split_first() {
-            None => problem(
+            None => absent(
                 "network.interfaces".into(),
                 "no interfaces are listed and the system has no NIC to use as the WAN".into(),
             ),
@@ -161,11 +187,11 @@ pub fn resolve(net: &Network, links: &[LinkState]) -> Result<Plan, PlanError> {
         });
         let found = match (by_name, by_mac) {
             (Some((n, None)), _) => {
-                problem(format!("{at}.name"), format!("no interface named {n}"));
+                absent(format!("{at}.name"), format!("no interface named {n}"));
                 None
             }
             (None, Some((mac, None))) => {
-                problem(
+                absent(
                     format!("{at}.mac"),
                     format!("no interface has MAC address {}", fmt_mac(mac)),
                 );
@@ -261,48 +287,55 @@ pub fn resolve(net: &Network, links: &[LinkState]) -> Result<Plan, PlanError> {
             ),
         }
     }
-    let (Some((wan_name, wan_mtu)), Some(bridge_address)) = (wan, bridge_address) else {
-        if problems.is_empty() {
-            problems.push(PlanProblem {
-                field: "network.interfaces".into(),
-                message: "no interface has role = \"wan\"".into(),
-            });
+    let waiting = match missing {
+        Missing::Reject => {
+            problems.extend(absent_nics);
+            Vec::new()
         }
+        Missing::Defer => absent_nics,
+    };
+    if wan.is_none() && problems.is_empty() && waiting.is_empty() {
+        problems.push(PlanProblem {
+            field: "network.interfaces".into(),
+            message: "no interface has role = \"wan\"".into(),
+        });
+    }
+    let Some(bridge_address) = bridge_address.filter(|_| problems.is_empty()) else {
         return Err(PlanError(problems));
     };
-    if !problems.is_empty() {
-        return Err(PlanError(problems));
-    }
 
-    let mut zones = vec![
-        Zone {
+    let wan = wan.map(|(name, mtu)| WanPlan {
+        name,
+        mtu,
+        address,
+        gateway,
+    });
+    let mut zones: Vec<Zone> = wan
+        .iter()
+        .map(|w| Zone {
             name: "wan".into(),
-            ifname: wan_name.clone(),
+            ifname: w.name.clone(),
             network: None,
-        },
-        Zone {
-            name: "lan".into(),
-            ifname: bridge.clone(),
-            network: Some(bridge_address.trunc()),
-        },
-    ];
+        })
+        .collect();
+    zones.push(Zone {
+        name: "lan".into(),
+        ifname: bridge.clone(),
+        network: Some(bridge_address.trunc()),
+    });
     zones.extend(vlans.iter().map(|v| Zone {
         name: v.zone.clone(),
         ifname: v.name.clone(),
         network: Some(v.address.trunc()),
     }));
     Ok(Plan {
-        wan: WanPlan {
-            name: wan_name,
-            mtu: wan_mtu,
-            address,
-            gateway,
-        },
+        wan,
         bridge,
         bridge_address,
         ports,
         vlans,
         zones,
+        waiting,
     })
 }
 
@@ -319,11 +352,15 @@ impl fmt::Display for Plan {
     /// The human-readable link plan `--dry-run` prints.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mtu = |m: Option<u32>| m.map(|m| format!(" mtu {m}")).unwrap_or_default();
-        let w = &self.wan;
-        write!(f, "wan {}{} up", w.name, mtu(w.mtu))?;
-        match (w.address, w.gateway) {
-            (Some(a), Some(g)) => writeln!(f, " address {a} gateway {g}")?,
-            _ => writeln!(f, " dhcp")?,
+        match &self.wan {
+            Some(w) => {
+                write!(f, "wan {}{} up", w.name, mtu(w.mtu))?;
+                match (w.address, w.gateway) {
+                    (Some(a), Some(g)) => writeln!(f, " address {a} gateway {g}")?,
+                    _ => writeln!(f, " dhcp")?,
+                }
+            }
+            None => writeln!(f, "wan none (waiting for its NIC)")?,
         }
         writeln!(
             f,
@@ -342,6 +379,9 @@ impl fmt::Display for Plan {
         }
         for (key, value) in SYSCTLS {
             writeln!(f, "sysctl {}={value}", key.replace('/', "."))?;
+        }
+        for w in &self.waiting {
+            writeln!(f, "waiting {w}")?;
         }
         Ok(())
     }

@@ -53,6 +53,9 @@ pub struct LinkReport {
     pub objects: Vec<(String, Change)>,
     /// Every write made.
     pub writes: Vec<LinkWrite>,
+    /// The writes that undo this reconcile, in the order to run them ([`rollback`]),
+    /// for when a later step of the apply (the firewall) fails.
+    pub undo: Vec<LinkWrite>,
 }
 
 impl LinkReport {
@@ -110,9 +113,22 @@ pub fn reconcile(ops: &mut dyn LinkOps, plan: &Plan) -> Result<LinkReport, Recon
         undone: 0,
     };
     let links = ops.links().map_err(fail)?;
-    let gateway = ops.default_route().map_err(fail)?;
-    let groups = diff(plan, &links, gateway)?;
-    run(ops, &links, gateway, groups)
+    reconcile_from(ops, plan, &links)
+}
+
+/// [`reconcile`] from a link table the caller just read (saves a second dump).
+pub fn reconcile_from(
+    ops: &mut dyn LinkOps,
+    plan: &Plan,
+    links: &[LinkState],
+) -> Result<LinkReport, ReconcileError> {
+    let gateway = ops.default_route().map_err(|e| ReconcileError {
+        errors: vec![e],
+        rollback: Vec::new(),
+        undone: 0,
+    })?;
+    let groups = diff(plan, links, gateway)?;
+    run(ops, links, gateway, groups)
 }
 
 fn find<'a>(links: &'a [LinkState], name: &str) -> Option<&'a LinkState> {
@@ -262,29 +278,30 @@ fn diff(
             writes,
         });
     }
-    let w = &plan.wan;
-    let mut writes = nic(&w.name, w.mtu, None);
-    if let Some(address) = w.address {
-        if !find(links, &w.name).is_some_and(|l| l.addresses.contains(&address)) {
-            writes.push(LinkWrite::AddAddress {
-                link: w.name.clone(),
-                address,
-            });
+    if let Some(w) = &plan.wan {
+        let mut writes = nic(&w.name, w.mtu, None);
+        if let Some(address) = w.address {
+            if !find(links, &w.name).is_some_and(|l| l.addresses.contains(&address)) {
+                writes.push(LinkWrite::AddAddress {
+                    link: w.name.clone(),
+                    address,
+                });
+            }
         }
+        if w.gateway.is_some() && w.gateway != gateway {
+            writes.push(LinkWrite::SetDefaultRoute { gateway: w.gateway });
+        }
+        groups.push(Group {
+            object: format!("wan {}", w.name),
+            needs: Vec::new(),
+            change: if writes.is_empty() {
+                Change::Unchanged
+            } else {
+                Change::Changed
+            },
+            writes,
+        });
     }
-    if w.gateway.is_some() && w.gateway != gateway {
-        writes.push(LinkWrite::SetDefaultRoute { gateway: w.gateway });
-    }
-    groups.push(Group {
-        object: format!("wan {}", w.name),
-        needs: Vec::new(),
-        change: if writes.is_empty() {
-            Change::Unchanged
-        } else {
-            Change::Changed
-        },
-        writes,
-    });
 
     // NICs no longer wanted in our bridge leave it (the NIC itself stays as it is).
     let ports: HashSet<&str> = plan.ports.iter().map(|p| p.name.as_str()).collect();
@@ -426,14 +443,27 @@ fn run(
         }
     }
     if errors.is_empty() {
+        undo.reverse();
+        report.undo = undo;
         return Ok(report);
     }
-    let mut rollback = Vec::new();
     let undone = report.writes.len();
-    // Undo in reverse; a link deleted by the undo takes its later state with it, so
-    // undo steps on links that no longer exist are not errors.
+    undo.reverse();
+    let rollback = rollback(ops, &undo);
+    Err(ReconcileError {
+        errors,
+        rollback,
+        undone,
+    })
+}
+
+/// Run `undo` (a [`LinkReport::undo`]); returns the steps that failed. A link deleted
+/// by the undo takes its later state with it, so undo steps on links that no longer
+/// exist are skipped, not errors.
+pub fn rollback(ops: &mut dyn LinkOps, undo: &[LinkWrite]) -> Vec<LinkError> {
+    let mut failed = Vec::new();
     let mut gone: HashSet<String> = HashSet::new();
-    for w in undo.iter().rev() {
+    for w in undo {
         let target = match w {
             LinkWrite::SetMaster { link, .. }
             | LinkWrite::SetMtu { link, .. }
@@ -452,12 +482,8 @@ fn run(
                     gone.insert(name.clone());
                 }
             }
-            Err(e) => rollback.push(e),
+            Err(e) => failed.push(e),
         }
     }
-    Err(ReconcileError {
-        errors,
-        rollback,
-        undone,
-    })
+    failed
 }

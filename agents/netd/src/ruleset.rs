@@ -142,7 +142,8 @@ pub fn generate(plan: &Plan, fw: &Firewall, wan: &Wan) -> Ruleset {
 
 fn body(plan: &Plan, fw: &Firewall, wan_mode: &Wan) -> String {
     let mut o = String::new();
-    let wan = &plan.wan.name;
+    // Without a WAN (its NIC has not appeared yet) the NAT chains stay empty.
+    let wan = plan.wan.as_ref().map(|w| w.name.as_str());
     let mut w = |line: &str| {
         o.push_str(line);
         o.push('\n');
@@ -252,7 +253,7 @@ fn body(plan: &Plan, fw: &Firewall, wan_mode: &Wan) -> String {
     ));
     w("\t\tct state established,related accept");
     w("\t\tct state invalid drop");
-    if !fw.port_forwards.is_empty() {
+    if let Some(wan) = wan.filter(|_| !fw.port_forwards.is_empty()) {
         w(&format!("\t\tiifname \"{wan}\" ct status dnat accept"));
     }
     let ifname = |zone: &str| {
@@ -283,7 +284,7 @@ fn body(plan: &Plan, fw: &Firewall, wan_mode: &Wan) -> String {
     w(&format!(
         "\t\ttype nat hook prerouting priority {PRIORITY_DSTNAT}; policy accept;"
     ));
-    for p in &fw.port_forwards {
+    for (p, wan) in fw.port_forwards.iter().filter_map(|p| Some((p, wan?))) {
         let proto = match p.protocol {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
@@ -303,9 +304,11 @@ fn body(plan: &Plan, fw: &Firewall, wan_mode: &Wan) -> String {
     w(&format!(
         "\t\ttype nat hook postrouting priority {PRIORITY_SRCNAT}; policy accept;"
     ));
-    w(&format!(
-        "\t\toifname \"{wan}\" ip saddr @{SET_INSIDE} counter name \"{COUNTER_MASQUERADE}\" masquerade"
-    ));
+    if let Some(wan) = wan {
+        w(&format!(
+            "\t\toifname \"{wan}\" ip saddr @{SET_INSIDE} counter name \"{COUNTER_MASQUERADE}\" masquerade"
+        ));
+    }
     w("\t}");
     o
 }

@@ -86,7 +86,7 @@ fn default_config_golden() {
 #[test]
 fn default_policy_in_ruleset() {
     let (p, rs) = plan(&default_network(), &nics().links).unwrap();
-    assert_eq!(p.wan.name, "eth0");
+    assert_eq!(p.wan.as_ref().unwrap().name, "eth0");
     assert_eq!(p.ports.len(), 2);
     let t = &rs.text;
     // Atomic replace of our table only.
@@ -349,4 +349,100 @@ fn failure_after_an_earlier_good_state_restores_that_state() {
     got.sort_by(|a, b| a.name.cmp(&b.name));
     want.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(got, want);
+}
+
+/// The resident daemon's view: the default config on a machine with no NIC at all
+/// plans the LAN side and waits for a WAN; NICs appearing later are taken up.
+#[test]
+fn no_nics_yet_plans_the_lan_and_waits_for_the_wan() {
+    use crate::plan::Missing;
+    let mut fake = FakeLinks::with_nics(&[]);
+    let net = default_network();
+    let (p, rs) = crate::plan_with(&net, &fake.links, Missing::Defer).unwrap();
+    assert_eq!(p.wan, None);
+    assert!(p.ports.is_empty());
+    assert_eq!(p.vlans.len(), 3);
+    assert_eq!(p.waiting.len(), 1);
+    assert!(
+        p.waiting[0]
+            .to_string()
+            .starts_with("network.interfaces: no interfaces are listed"),
+        "{:?}",
+        p.waiting
+    );
+    assert!(p.zones.iter().all(|z| z.name != "wan"));
+    assert!(!rs.text.contains(" masquerade\n"), "no WAN, no NAT");
+    assert!(!rs.text.contains("chain in_wan"));
+    assert!(rs.text.contains("chain in_management {"));
+    assert!(p.to_string().contains("wan none (waiting for its NIC)"));
+    let first = reconcile(&mut fake, &p).unwrap();
+    assert!(first
+        .objects
+        .contains(&("bridge br-lan".into(), Change::Created)));
+    assert!(fake.link("vl-management").is_some());
+
+    // The first NIC appears: it becomes the WAN (DHCP: up, no address).
+    fake.add_nic("eth0", MAC0);
+    let (p, rs) = crate::plan_with(&net, &fake.links, Missing::Defer).unwrap();
+    assert_eq!(p.wan.as_ref().map(|w| w.name.as_str()), Some("eth0"));
+    assert!(p.waiting.is_empty());
+    assert!(rs.text.contains("oifname \"eth0\" ip saddr @inside_v4"));
+    let r = reconcile(&mut fake, &p).unwrap();
+    assert_eq!(
+        r.objects
+            .iter()
+            .filter(|(_, c)| *c != Change::Unchanged)
+            .count(),
+        1
+    );
+    assert!(r.objects.contains(&("wan eth0".into(), Change::Changed)));
+    assert!(fake.link("eth0").unwrap().up);
+
+    // A second one: a LAN port. Then it is unplugged: it leaves the plan, nothing fails.
+    fake.add_nic("eth1", MAC1);
+    let (p, _) = crate::plan_with(&net, &fake.links, Missing::Defer).unwrap();
+    reconcile(&mut fake, &p).unwrap();
+    assert_eq!(fake.link("eth1").unwrap().master.as_deref(), Some("br-lan"));
+    fake.remove_nic("eth1");
+    let (p, _) = crate::plan_with(&net, &fake.links, Missing::Defer).unwrap();
+    assert!(p.ports.is_empty());
+    assert!(reconcile(&mut fake, &p).unwrap().unchanged());
+}
+
+/// A named WAN that is missing: `--once`/`--dry-run` reject it (field named); the
+/// daemon plans without WAN, NAT and port forwards, and keeps the named LAN port.
+#[test]
+fn missing_named_wan_is_deferred_only_by_the_daemon() {
+    use crate::plan::Missing;
+    let mut fake = FakeLinks::with_nics(&[("eth1", MAC1)]);
+    let net = network(ROUTER);
+    let strict = plan(&net, &fake.links).unwrap_err().to_string();
+    assert!(
+        strict.contains("network.interfaces[0].name: no interface named eth0"),
+        "{strict}"
+    );
+    let (p, rs) = crate::plan_with(&net, &fake.links, Missing::Defer).unwrap();
+    assert_eq!(p.wan, None);
+    assert_eq!(p.ports[0].name, "eth1");
+    assert_eq!(
+        p.waiting[0].to_string(),
+        "network.interfaces[0].name: no interface named eth0"
+    );
+    assert!(!rs.text.contains("dnat"), "port forwards need the WAN");
+    assert!(!rs.text.contains(" masquerade\n"));
+    reconcile(&mut fake, &p).unwrap();
+    assert_eq!(fake.gateway, None, "no default route without the WAN");
+
+    // Other problems are never deferred: a NIC matched twice still fails.
+    let twice = ROUTER.replace("52:54:00:00:00:11", "52:54:00:00:00:10");
+    fake.add_nic("eth0", MAC0);
+    let err = crate::plan_with(&network(&twice), &fake.links, Missing::Defer).unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("eth0 is matched by more than one entry"));
+
+    let (p, _) = crate::plan_with(&net, &fake.links, Missing::Defer).unwrap();
+    let r = reconcile(&mut fake, &p).unwrap();
+    assert!(r.objects.contains(&("wan eth0".into(), Change::Changed)));
+    assert_eq!(fake.gateway, Some("203.0.113.1".parse().unwrap()));
 }

@@ -17,7 +17,7 @@ use anyhow::Context;
 
 use crate::assemble;
 use crate::buildinfo::{self, BuildInfo, DEFAULT_CMDLINE};
-use crate::commands::build::{self, human, BuildArgs};
+use crate::commands::build::{self, human};
 use crate::layout::PackageTree;
 use crate::newc;
 use crate::profile::ImageProfile;
@@ -26,6 +26,8 @@ use crate::rootfs::{Node, Tree};
 use crate::serial;
 use crate::vm::{Vm, VmOptions};
 
+use super::{build_args, median};
+
 /// What the floor's `/init` prints.
 pub const FLOOR_MARKER: &str = "HEARTH-FLOOR-READY";
 
@@ -33,58 +35,8 @@ pub const FLOOR_MARKER: &str = "HEARTH-FLOOR-READY";
 pub const FLOOR_INIT: &str =
     "#!/bin/busybox sh\n/bin/busybox echo HEARTH-FLOOR-READY\n/bin/busybox poweroff -f\n";
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct BenchArgs {
-    #[command(subcommand)]
-    pub what: BenchWhat,
-}
-
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum BenchWhat {
-    /// Boot time against the kernel-only floor, memory, size, warm rebuild.
-    Boot {
-        /// Boots of each image.
-        #[arg(long, default_value_t = 5)]
-        runs: usize,
-        /// Output directory for the images and logs.
-        #[arg(long, default_value = "out/bench")]
-        out: PathBuf,
-        /// Build from the package cache only.
-        #[arg(long)]
-        offline: bool,
-        /// Guest memory in MiB.
-        #[arg(long, default_value_t = 256)]
-        memory: u32,
-        /// Seconds to wait for each boot.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
-    },
-}
-
-pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let BenchWhat::Boot {
-        runs,
-        out,
-        offline,
-        memory,
-        timeout,
-    } = &args.what;
-    boot(*runs, out, *offline, *memory, Duration::from_secs(*timeout))
-}
-
-fn build_args(out: PathBuf, offline: bool, test_agent: bool) -> BuildArgs {
-    BuildArgs {
-        config: None,
-        out,
-        offline,
-        lock: None,
-        test_agent,
-        cache: None,
-        workspace: None,
-    }
-}
-
-fn boot(
+/// `hearth bench boot`.
+pub fn boot(
     runs: usize,
     out: &Path,
     offline: bool,
@@ -174,12 +126,6 @@ fn boot(
         warm_time.as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn median(times: &[Duration]) -> Duration {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
 }
 
 /// The floor initramfs: busybox from `busybox-static` and a script as `/init`.
@@ -280,12 +226,5 @@ mod tests {
         let text = "MemTotal:         230000 kB\nMemFree:  1 kB\nMemAvailable:     200000 kB\n";
         assert_eq!(meminfo_used(text), Some(30000 * 1024));
         assert_eq!(meminfo_used("nothing"), None);
-    }
-
-    #[test]
-    fn median_of_odd_and_even() {
-        let d = |s| Duration::from_secs(s);
-        assert_eq!(median(&[d(3), d(1), d(2)]), d(2));
-        assert_eq!(median(&[d(4), d(1), d(2), d(3)]), d(3));
     }
 }
