@@ -10,11 +10,16 @@
 #   gpg               the test suite signs a fake mirror with a throwaway key
 #   iproute2, isc-dhcp-client, bind9-dnsutils, dnsmasq-base, nftables, netcat-openbsd
 #                     real peers for the agents' network-namespace tests
+#   dhcpcd-base       the third real DHCP client of dnsd's namespace tests
+#   mdadm             stord's compatibility scenario reads members with mdadm --examine
+#   g++               cargo-fuzz's libFuzzer build (dnsd's fuzz targets)
+#   dnsperf, kea-admin (perfdhcp)   the peers `dnsd bench` drives against dnsmasq
 #   dbus-daemon       heartbeatd's test registers on a real bus
 set -euo pipefail
 
 packages=(qemu-system-x86 gpgv gpg debian-archive-keyring musl-tools busybox-static cpio zstd xz-utils ca-certificates
-  e2fsprogs dbus-daemon iproute2 isc-dhcp-client bind9-dnsutils dnsmasq-base nftables netcat-openbsd)
+  e2fsprogs dbus-daemon iproute2 isc-dhcp-client bind9-dnsutils dnsmasq-base nftables netcat-openbsd
+  dhcpcd-base mdadm g++ dnsperf kea-admin)
 
 missing=()
 for p in "${packages[@]}"; do

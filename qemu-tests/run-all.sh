@@ -30,6 +30,9 @@ cargo test --locked -p dnsd --test dns_netns -- --ignored --test-threads=1
 cargo test --locked -p netd --test netns -- --ignored --test-threads=1
 cargo test --locked -p netd --test dhcp_wan -- --ignored --test-threads=1
 
+step "fuzz dnsd's parsers of untrusted input (10 s per target; a crash fails)"
+agents/dnsd/fuzz/run.sh 10
+
 step "build the test image (hearth build --test-agent)"
 image_dir="$CARGO_TARGET_DIR/qemu-image"
 cargo run --release --locked -p hearth -- build --test-agent --cache "$HEARTH_CACHE" --out "$image_dir"

@@ -61,7 +61,7 @@ pub use section::network::{
 pub use section::services::{
     Backup, BackupJob, Export, LibraryDir, Media, Nfs, Retention, Services, Share, Smb,
 };
-pub use section::storage::{Array, Filesystem, Storage};
+pub use section::storage::{Array, Filesystem, ReplacePolicy, Storage};
 pub use section::system::{Admin, System};
 pub use section::update::Update;
 pub use validate::Violation;

@@ -36,7 +36,11 @@ pub const BASE: &[&str] = &[
 ];
 
 /// Shipped when `storage.arrays` is not empty; loaded by the storage agent.
-pub const STORAGE_ARRAYS: &[&str] = &["md_mod", "raid0", "raid1", "raid10", "raid456"];
+/// `ext4` too: Debian builds it as a module, and stord mounts every array it makes.
+pub const STORAGE_ARRAYS: &[&str] = &["md_mod", "raid0", "raid1", "raid10", "raid456", "ext4"];
+
+/// Shipped when an array wants btrfs; loaded by the storage agent.
+pub const STORAGE_BTRFS: &[&str] = &["btrfs"];
 
 /// Always shipped and loaded by the network agent: the LAN bridge and the nftables
 /// expressions the firewall uses (conntrack state, NAT/masquerade, port forwards,
@@ -86,6 +90,11 @@ pub const SECTIONS: &[Section] = &[
         modules: STORAGE_ARRAYS,
     },
     Section {
+        section: "storage.arrays.filesystem = btrfs",
+        agent: STORAGE_AGENT,
+        modules: STORAGE_BTRFS,
+    },
+    Section {
         section: "network",
         agent: NETWORK_AGENT,
         modules: NETWORK,
@@ -128,6 +137,7 @@ pub fn sections(profile: &ImageProfile) -> Vec<Section> {
         .iter()
         .filter(|s| match s.section {
             "storage.arrays" => profile.has_arrays,
+            "storage.arrays.filesystem = btrfs" => profile.has_btrfs,
             "network" => true,
             "network.segments" => profile.has_segments,
             _ => false,
@@ -299,6 +309,17 @@ mod tests {
         assert_eq!(netd[0], "crc32c_generic");
         assert_eq!(&netd[1..=NETWORK.len()], NETWORK);
         assert_eq!(&netd[NETWORK.len() + 1..], NETWORK_SEGMENTS);
+    }
+
+    #[test]
+    fn btrfs_arrays_bring_the_btrfs_module_to_stord() {
+        let mut profile = ImageProfile::for_tests();
+        profile.has_arrays = true;
+        let wants = agent_wants(&profile);
+        assert!(wants["stord"].contains(&"ext4".to_string()));
+        assert!(!wants["stord"].contains(&"btrfs".to_string()));
+        profile.has_btrfs = true;
+        assert_eq!(agent_wants(&profile)["stord"].last().unwrap(), "btrfs");
     }
 
     #[test]

@@ -82,7 +82,9 @@ pub fn run(opts: &Options) -> Result<(), RunError> {
             );
         }
     }
-    let dns = Dns::start(&cfg, &opts.dns, &hosts)?;
+    let mut dns_opts = opts.dns.clone();
+    dns_opts.downloads = Some(opts.state_dir.join("blocklists"));
+    let dns = Dns::start(&cfg, &dns_opts, &hosts)?;
     if threads.is_empty() && !dns.is_listening() {
         return Err(RunError::Nothing);
     }

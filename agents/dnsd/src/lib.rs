@@ -17,6 +17,7 @@
 //! upstream configured, the DNS servers netd learned on the WAN are used
 //! ([`dns::wan_lease`]).
 
+pub mod bench;
 pub mod daemon;
 pub mod dhcp;
 pub mod dns;

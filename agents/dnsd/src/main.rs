@@ -1,4 +1,5 @@
-//! `dnsd --config FILE --state-dir DIR`: see the library docs.
+//! `dnsd --config FILE --state-dir DIR`: see the library docs. `dnsd bench dns|dhcp`
+//! compares dnsd with dnsmasq ([`dnsd::bench`]).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +13,8 @@ use dnsd::settings::InterfaceFlag;
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
     /// The appliance config.
     #[arg(long, default_value = "/etc/hearth/config.toml")]
     config: PathBuf,
@@ -19,7 +22,7 @@ struct Cli {
     #[arg(long, default_value = "/var/lib/hearth/dnsd")]
     state_dir: PathBuf,
     /// Serve network NETWORK (`lan` or a segment) on interface IFNAME; repeatable.
-    /// Default: lan on the LAN bridge, each segment on <bridge>.<vlan>.
+    /// Default: lan on the LAN bridge, segment S on netd's VLAN link vl-S.
     #[arg(long = "interface", value_name = "IFNAME=NETWORK")]
     interfaces: Vec<InterfaceFlag>,
     /// Serve DNS on ADDR:PORT (UDP and TCP); repeatable. Default: port 53 on the
@@ -35,9 +38,26 @@ struct Cli {
     wan_lease: PathBuf,
 }
 
+/// Subcommands; without one, dnsd serves.
+#[derive(Debug, clap::Subcommand)]
+enum Cmd {
+    /// Benchmark dnsd against dnsmasq on this machine (root; dnsmasq, dnsperf,
+    /// perfdhcp).
+    Bench(dnsd::bench::BenchArgs),
+}
+
 fn main() -> std::process::ExitCode {
     hearth_agent::logging::init("dnsd");
     let cli = Cli::parse();
+    if let Some(Cmd::Bench(args)) = &cli.command {
+        return match dnsd::bench::run(args) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("dnsd bench: {e}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     let opts = Options {
         config: cli.config,
         state_dir: cli.state_dir,
@@ -46,6 +66,7 @@ fn main() -> std::process::ExitCode {
             listen: cli.dns_listen,
             upstreams: cli.upstreams,
             wan_lease: Some(cli.wan_lease),
+            downloads: None,
         },
     };
     match daemon::run(&opts) {

@@ -6,7 +6,8 @@
 //!   named interfaces; a missing interface is an error. Tests and standalone runs use
 //!   this.
 //! * Without it, `lan` is served on `network.lan.bridge` and segment `S` with VLAN `N`
-//!   on `<bridge>.<N>` (the iproute2 naming of a VLAN on the bridge); pools whose
+//!   on `vl-S` (netd's name for the segment's VLAN link on the bridge, which holds
+//!   the gateway address; see `agents/netd/README.md`); pools whose
 //!   interface does not exist are skipped with a warning.
 
 use std::collections::HashMap;
@@ -76,7 +77,7 @@ pub fn pools(cfg: &Config, flags: &[InterfaceFlag]) -> Result<Vec<Pool>, Setting
     for s in &net.segments {
         networks.push((
             s.name.as_str().into(),
-            format!("{bridge}.{}", s.vlan.get()),
+            format!("vl-{}", s.name.as_str()),
             IpAddr::V4(s.gateway),
             s.subnet,
         ));
@@ -148,6 +149,17 @@ pub fn pools(cfg: &Config, flags: &[InterfaceFlag]) -> Result<Vec<Pool>, Setting
             lease_secs: u32::try_from(pool_cfg.lease_time.as_secs()).unwrap_or(u32::MAX),
             domain: cfg.dns.domain.as_str().to_owned(),
             reservations,
+            ntp: cfg.dhcp.ntp_servers.clone(),
+            routes: pool_cfg
+                .routes
+                .iter()
+                .filter_map(|r| {
+                    let IpAddr::V4(dst) = r.destination.network() else {
+                        return None; // the config checks routes are IPv4
+                    };
+                    Some((Ipv4Net::new(dst, r.destination.prefix()).ok()?, r.gateway))
+                })
+                .collect(),
         });
     }
     Ok(out)

@@ -1,5 +1,7 @@
-//! DHCP against real clients (busybox udhcpc, ISC dhclient) and a raw dhcproto client,
-//! each in its own network namespace, with dnsd in another.
+//! DHCP against real clients (busybox udhcpc, ISC dhclient, dhcpcd) and a raw dhcproto
+//! client, each in its own network namespace, with dnsd in another. Every real client
+//! checks the options it read: router, DNS, domain, MTU (26), NTP (42) and the
+//! classless static routes (121).
 //!
 //! Needs root and `ip netns`: `cargo test -p dnsd --test dhcp_netns -- --ignored
 //! --test-threads=1`. Without root every test fails at `ip netns add`.
@@ -68,7 +70,11 @@ fn udhcpc_gets_renews_and_releases_a_lease() {
     assert!(bound.contains("domain=home.arpa"), "{bound}");
     assert!(bound.contains("lease=60"), "{bound}");
     assert!(bound.contains("mtu=1500"), "{bound}");
-    assert!(bound.contains("routes=0.0.0.0/0 10.77.0.1"), "{bound}");
+    assert!(bound.contains("ntp=10.77.0.5 10.77.0.6"), "{bound}");
+    assert!(
+        bound.contains("routes=0.0.0.0/0 10.77.0.1 192.168.50.0/24 10.77.0.3"),
+        "{bound}"
+    );
     assert!(client
         .ip(&["-4", "addr", "show", "c0"])
         .contains("10.77.0.100/24"));
@@ -108,8 +114,10 @@ fn dhclient_gets_renews_and_releases_a_lease() {
     let conf = lab.dir.path().join("dhclient.conf");
     std::fs::write(
         &conf,
-        "send host-name \"desktop\";\nrequest subnet-mask, broadcast-address, routers, \
-         domain-name, domain-name-servers, interface-mtu;\n",
+        "option rfc3442-classless-static-routes code 121 = array of unsigned integer 8;\n\
+         send host-name \"desktop\";\nrequest subnet-mask, broadcast-address, routers, \
+         domain-name, domain-name-servers, interface-mtu, ntp-servers, \
+         rfc3442-classless-static-routes;\n",
     )
     .unwrap();
     let client = &lab.clients[0];
@@ -142,6 +150,13 @@ fn dhclient_gets_renews_and_releases_a_lease() {
         .unwrap();
     assert!(bound.contains("router=10.77.0.1"), "{bound}");
     assert!(bound.contains("domain=home.arpa"), "{bound}");
+    assert!(bound.contains("mtu=1500"), "{bound}");
+    assert!(bound.contains("ntp=10.77.0.5 10.77.0.6"), "{bound}");
+    // dhclient prints option 121 as its bytes: width, significant octets, router.
+    assert!(
+        bound.contains("routes=0 10 77 0 1 24 192 168 50 10 77 0 3"),
+        "{bound}"
+    );
     assert_eq!(
         leases(&lab)[&"10.77.0.100".parse().unwrap()]
             .hostname
@@ -160,6 +175,104 @@ fn dhclient_gets_renews_and_releases_a_lease() {
     let status = dhclient(&["-r"]).status().unwrap();
     assert!(status.success());
     dnsd.wait_log("released 10.77.0.100", Duration::from_secs(10));
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn dhcpcd_gets_renews_and_releases_a_lease() {
+    let lab = Lab::new(1, &[]);
+    let cfg = lab.config("10.77.0.100", "10.77.0.120", "");
+    let dnsd = lab.start_dnsd(&cfg);
+    let ev = lab.dir.path().join("dhcpcd.events");
+    let hook = hook_script(lab.dir.path(), &ev);
+    let conf = lab.dir.path().join("dhcpcd.conf");
+    std::fs::write(
+        &conf,
+        "option domain_name_servers, domain_name, ntp_servers, interface_mtu, \
+         classless_static_routes\n",
+    )
+    .unwrap();
+    let client = &lab.clients[0];
+    let dhcpcd = |args: &[&str]| {
+        let mut c = client.command("dhcpcd");
+        // dhcpcd hands its whole environment to the hook through a fixed-size
+        // buffer; cargo's is too big for it ("Argument list too long").
+        c.env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .args(["-4", "-f"])
+            .arg(&conf)
+            .args(args)
+            .arg("c0");
+        c
+    };
+    // Foreground (-B), no ARP probe (-A), no IPv4LL (-L); dhcpcd configures the
+    // address and routes itself and calls the hook for every event. dhcpcd keeps
+    // its last lease in /var/lib/dhcpcd/c0.lease, so a second run starts with a
+    // REBOOT (INIT-REBOOT REQUEST) instead of a DISCOVER: both must bind.
+    let hook = hook.to_str().unwrap();
+    let running = dhcpcd(&["-B", "-A", "-L", "-h", "tablet", "-c", hook])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(lab.dir.path().join("dhcpcd.log")).unwrap())
+        .spawn()
+        .unwrap();
+    // Killed even when an assertion fails, so no dhcpcd outlives the test.
+    let mut running = common::KillOnDrop(running);
+    let log = || std::fs::read_to_string(lab.dir.path().join("dhcpcd.log")).unwrap();
+    let start = std::time::Instant::now();
+    while !events(&ev)
+        .iter()
+        .any(|l| l.starts_with("BOUND 10.77.0.100") || l.starts_with("REBOOT 10.77.0.100"))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "dhcpcd never bound; its log:\n{}\nevents: {:?}",
+            log(),
+            events(&ev)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bound = events(&ev)
+        .into_iter()
+        .find(|l| l.starts_with("BOUND") || l.starts_with("REBOOT"))
+        .unwrap();
+    assert!(bound.contains("router=10.77.0.1"), "{bound}");
+    assert!(bound.contains("dns=10.77.0.1"), "{bound}");
+    assert!(bound.contains("domain=home.arpa"), "{bound}");
+    assert!(bound.contains("mtu=1500"), "{bound}");
+    assert!(bound.contains("ntp=10.77.0.5 10.77.0.6"), "{bound}");
+    assert!(
+        bound.contains("routes=0.0.0.0/0 10.77.0.1 192.168.50.0/24 10.77.0.3"),
+        "{bound}"
+    );
+    assert!(bound.contains("lease=60"), "{bound}");
+    // dhcpcd installed what it read: the address and both routes.
+    assert!(client
+        .ip(&["-4", "addr", "show", "c0"])
+        .contains("10.77.0.100/24"));
+    let routes = client.ip(&["-4", "route", "show"]);
+    assert!(routes.contains("default via 10.77.0.1"), "{routes}");
+    assert!(routes.contains("192.168.50.0/24 via 10.77.0.3"), "{routes}");
+    let first = leases(&lab)[&"10.77.0.100".parse().unwrap()].clone();
+    assert_eq!(first.hostname.as_deref(), Some("tablet"));
+
+    // `dhcpcd -n`: renew now (a unicast REQUEST).
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(dhcpcd(&["-n"]).output().unwrap().status.success());
+    wait_until("dhcpcd renew", Duration::from_secs(15), || {
+        events(&ev)
+            .iter()
+            .any(|l| l.starts_with("RENEW 10.77.0.100"))
+    });
+    let renewed = leases(&lab)[&"10.77.0.100".parse().unwrap()].clone();
+    assert!(renewed.expires > first.expires, "{first:?} -> {renewed:?}");
+
+    // `dhcpcd -k`: release and stop.
+    assert!(dhcpcd(&["-k"]).output().unwrap().status.success());
+    dnsd.wait_log("released 10.77.0.100", Duration::from_secs(10));
+    let released = leases(&lab)[&"10.77.0.100".parse().unwrap()].clone();
+    assert!(released.expires <= dnsd::dhcp::socket::unix_now());
+    let _ = running.0.kill();
+    running.0.wait().unwrap();
 }
 
 #[test]

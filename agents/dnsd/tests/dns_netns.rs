@@ -13,9 +13,15 @@
 mod common;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use nix::sched::CloneFlags;
 
 use common::{events, hook_script, sh, wait_until, Dnsd, Lab, Netns};
 
@@ -30,7 +36,9 @@ struct DnsLab {
     dnsd: Dnsd,
     dnsmasq: Option<Child>,
     blocklist: PathBuf,
-    _upstream: Netns,
+    config: PathBuf,
+    upstream_args: Vec<String>,
+    upstream: Netns,
     lab: Lab,
 }
 
@@ -46,6 +54,12 @@ impl DnsLab {
 
     /// Like [`DnsLab::new`], with `upstream_args` instead of the two `--upstream`s.
     fn with_upstreams(extra: &str, blocklist: &str, upstream_args: &[&str]) -> Self {
+        Self::build("", extra, blocklist, upstream_args)
+    }
+
+    /// Like [`DnsLab::with_upstreams`], with `dns_keys` (`key = value` lines) in
+    /// `[dns]`.
+    fn build(dns_keys: &str, extra: &str, blocklist: &str, upstream_args: &[&str]) -> Self {
         let lab = Lab::new(1, &[]);
         let upstream = Netns::new(format!("{}-u", lab.prefix));
         let id = lab.prefix.rsplit('-').next().unwrap().to_owned();
@@ -124,30 +138,24 @@ action = "null"
             blocklist_path.display(),
             null_list.display()
         );
-        let config = lab.config("10.77.0.100", "10.77.0.120", &extra);
-        let log = lab.dir.path().join("dnsd.log");
-        let mut cmd = lab.server.command(env!("CARGO_BIN_EXE_dnsd"));
-        cmd.arg("--config")
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(lab.state_dir())
-            .args(["--interface", "br0=lan"])
-            .args(["--dns-listen", "10.77.0.1:53"])
-            .args(upstream_args)
-            .env("HEARTH_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(File::create(&log).unwrap());
-        let child = cmd.spawn().expect("spawning dnsd");
-        let dnsd = Dnsd { child, log };
-        dnsd.wait_log("ready", Duration::from_secs(10));
+        let config = lab.config_with_dns("10.77.0.100", "10.77.0.120", dns_keys, &extra);
+        let upstream_args: Vec<String> = upstream_args.iter().map(|a| a.to_string()).collect();
+        let dnsd = spawn_dnsd(&lab, &config, &upstream_args);
         Self {
             dnsd,
             dnsmasq: Some(dnsmasq),
             blocklist: blocklist_path,
-            _upstream: upstream,
+            config,
+            upstream_args,
+            upstream,
             lab,
         }
+    }
+
+    /// Kill dnsd (-9) and start it again with the same config and state.
+    fn restart_dnsd(&mut self) {
+        self.dnsd.kill9();
+        self.dnsd = spawn_dnsd(&self.lab, &self.config, &self.upstream_args);
     }
 
     /// `dig @10.77.0.1 ARGS` from the client namespace.
@@ -181,6 +189,60 @@ action = "null"
     fn hangup(&self) {
         sh(&["kill", "-HUP", &self.dnsd.child.id().to_string()]);
     }
+}
+
+/// Start dnsd in the lab's server namespace (DNS on 10.77.0.1:53) and wait until it
+/// is ready; each start logs to a new file.
+fn spawn_dnsd(lab: &Lab, config: &Path, upstream_args: &[String]) -> Dnsd {
+    let n = std::fs::read_dir(lab.dir.path()).unwrap().count();
+    let log = lab.dir.path().join(format!("dnsd-{n}.log"));
+    let mut cmd = lab.server.command(env!("CARGO_BIN_EXE_dnsd"));
+    cmd.arg("--config")
+        .arg(config)
+        .arg("--state-dir")
+        .arg(lab.state_dir())
+        .args(["--interface", "br0=lan"])
+        .args(["--dns-listen", "10.77.0.1:53"])
+        .args(upstream_args)
+        .env("HEARTH_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap());
+    let child = cmd.spawn().expect("spawning dnsd");
+    let dnsd = Dnsd { child, log };
+    dnsd.wait_log("ready", Duration::from_secs(10));
+    dnsd
+}
+
+/// A tiny HTTP server on 10.78.0.2:8080 in the upstream namespace answering every
+/// request with the current `(status, body)`; runs until the test process exits.
+fn http_server(ns: &Netns) -> Arc<Mutex<(u16, String)>> {
+    let response = Arc::new(Mutex::new((404, String::new())));
+    let path = format!("/run/netns/{}", ns.name);
+    let shared = response.clone();
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let file = File::open(&path).unwrap();
+        nix::sched::setns(file.as_fd(), CloneFlags::CLONE_NEWNET).unwrap();
+        let listener = TcpListener::bind("10.78.0.2:8080").unwrap();
+        bound_tx.send(()).unwrap();
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let (status, body) = shared.lock().unwrap().clone();
+            let _ = write!(
+                s,
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    bound_rx.recv().unwrap();
+    response
 }
 
 impl Drop for DnsLab {
@@ -308,6 +370,109 @@ fn local_zone_over_udp_and_tcp_is_never_forwarded() {
     assert!(
         !log.contains("in-addr.arpa"),
         "a local PTR went upstream:\n{log}"
+    );
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn url_blocklist_is_downloaded_kept_and_refreshed_on_sighup() {
+    let extra = r#"
+[[dns.blocklists]]
+url = "http://10.78.0.2:8080/ads.hosts"
+"#;
+    // The server must be up before dnsd downloads at start: build the lab with the
+    // list served by a server in the upstream namespace.
+    let mut l = DnsLab::build("", extra, "", &["--upstream", "10.78.0.2:53"]);
+    let list = http_server(&l.upstream);
+    *list.lock().unwrap() = (200, "0.0.0.0 ads.example.test\n".into());
+    // dnsd's download at start raced the server: SIGHUP downloads again.
+    l.hangup();
+    l.dnsd
+        .wait_log("downloaded a new version", Duration::from_secs(10));
+    wait_until("the URL list blocks", Duration::from_secs(5), || {
+        l.dig(&["ads.example.test", "A"]).status == "NXDOMAIN"
+    });
+    l.dig(&["ok.example.test", "A"])
+        .assert("NOERROR", &["A 192.0.2.7"]);
+
+    // A failing download keeps the last good copy.
+    *list.lock().unwrap() = (500, "oops".into());
+    l.hangup();
+    l.dnsd.wait_log(
+        "http://10.78.0.2:8080/ads.hosts: HTTP status 500; keeping the last good copy",
+        Duration::from_secs(10),
+    );
+    l.dig(&["ads.example.test", "A"]).assert("NXDOMAIN", &[]);
+    // So does a list that does not parse.
+    *list.lock().unwrap() = (200, "<html>not a list</html>\n".into());
+    l.hangup();
+    l.dnsd.wait_log("not a blocklist", Duration::from_secs(10));
+    l.dig(&["ads.example.test", "A"]).assert("NXDOMAIN", &[]);
+
+    // A new version replaces it.
+    *list.lock().unwrap() = (200, "0.0.0.0 tracker.example.test\n".into());
+    l.hangup();
+    wait_until("the new list blocks", Duration::from_secs(10), || {
+        l.dig(&["tracker.example.test", "A"]).status == "NXDOMAIN"
+    });
+    l.dig(&["ads.example.test", "A"])
+        .assert("NOERROR", &["A 192.0.2.7"]);
+
+    // After a restart with the server gone, the copy in the state dir still blocks.
+    *list.lock().unwrap() = (404, String::new());
+    l.restart_dnsd();
+    l.dig(&["tracker.example.test", "A"])
+        .assert("NXDOMAIN", &[]);
+    l.dnsd.wait_log(
+        "HTTP status 404; keeping the last good copy",
+        Duration::from_secs(10),
+    );
+    l.dig(&["tracker.example.test", "A"])
+        .assert("NXDOMAIN", &[]);
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn query_log_is_rate_limited_and_counts_what_it_suppressed() {
+    let l = DnsLab::build(
+        "log_queries = 3",
+        RECORDS,
+        "",
+        &["--upstream", "10.78.0.2:53"],
+    );
+    // 30 queries as fast as one shell loop sends them (well under a second on an
+    // idle machine): the burst of 3 is logged, the rest is counted.
+    let script = "for i in $(seq 30); do dig +short +time=2 +tries=1 @10.77.0.1 \
+                  q$i.example.test A >/dev/null; done";
+    let out = l.lab.clients[0]
+        .command("sh")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    l.dnsd
+        .wait_log("query log: suppressed", Duration::from_secs(5));
+    // Let the once-a-second flush report the tail of the burst.
+    std::thread::sleep(Duration::from_millis(1500));
+    let log = l.dnsd.log_text();
+    let logged = log.matches("query 10.77.0.2: q").count();
+    let suppressed: usize = log
+        .lines()
+        .filter_map(|line| line.split("query log: suppressed ").nth(1))
+        .map(|rest| rest.trim_end_matches(" queries").parse::<usize>().unwrap())
+        .sum();
+    assert!(
+        log.contains("query 10.77.0.2: q1.example.test. IN A: forwarded NOERROR"),
+        "{log}"
+    );
+    assert!((3..30).contains(&logged), "{logged} lines logged:\n{log}");
+    assert_eq!(logged + suppressed, 30, "{log}");
+    // A local name is logged as such once the bucket has refilled.
+    l.dig(&["nas.home.arpa", "A"])
+        .assert("NOERROR", &["A 10.77.0.10"]);
+    l.dnsd.wait_log(
+        "query 10.77.0.2: nas.home.arpa. IN A: local NOERROR",
+        Duration::from_secs(5),
     );
 }
 

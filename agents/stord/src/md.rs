@@ -1,5 +1,5 @@
 //! md RAID arrays as the kernel reports them under `<root>/sys/block/md*/md/` — the
-//! read side of the md boundary, shared by `stord status` and (later) the health
+//! read side of the md boundary, shared by `stord status` and the health
 //! watcher.
 //!
 //! The kernel's attributes are kept as read ([`ArrayStatus`]) and summarised once in
@@ -8,6 +8,9 @@
 //! working member, `sync_action` + `sync_completed` what background work runs and how
 //! far it got (in 512-byte sectors), `mismatch_cnt` what the last `check` found.
 //! Values and formats follow `Documentation/admin-guide/md.rst`.
+
+pub mod mdadm;
+pub mod superblock;
 
 use std::fmt;
 use std::path::Path;

@@ -19,6 +19,9 @@ pub struct Dhcp {
     /// Fixed addresses by MAC.
     #[serde(default)]
     pub reservations: Vec<Reservation>,
+    /// NTP servers announced to clients (option 42), in order. Default: none.
+    #[serde(default)]
+    pub ntp_servers: Vec<Ipv4Addr>,
 }
 
 /// `[[dhcp.pools]]`.
@@ -34,6 +37,20 @@ pub struct Pool {
     /// Lease length. Default `12h`.
     #[serde(default = "default_lease")]
     pub lease_time: Duration,
+    /// Extra routes announced to clients (classless static routes, option 121) next
+    /// to the default route through the appliance. Default: none.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// `[[dhcp.pools.routes]]`: a route a DHCP client installs.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The destination network (an IPv4 network address with its prefix).
+    pub destination: Cidr,
+    /// The next hop, inside the pool's network.
+    pub gateway: Ipv4Addr,
 }
 
 fn default_lease() -> Duration {
@@ -99,6 +116,24 @@ pub(crate) fn check(cfg: &Config, out: &mut Findings) {
             continue;
         };
         pooled.push(*net);
+        for (j, r) in p.routes.iter().enumerate() {
+            let route = pool(i).key("routes").at(j);
+            if r.destination.ipv4().is_none() || !r.destination.is_network() {
+                out.push(
+                    route.clone().key("destination"),
+                    format!(
+                        "{} is not an IPv4 network address with its prefix",
+                        r.destination
+                    ),
+                );
+            }
+            if !net.contains(IpAddr::V4(r.gateway)) {
+                out.push(
+                    route.key("gateway"),
+                    format!("{} is outside {net} ({})", r.gateway, p.segment),
+                );
+            }
+        }
         for (key, ip) in [("range_start", p.range_start), ("range_end", p.range_end)] {
             let v = IpAddr::V4(ip);
             if !net.contains(v) {

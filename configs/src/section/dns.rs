@@ -29,6 +29,11 @@ pub struct Dns {
     /// Blocked names.
     #[serde(default)]
     pub blocklists: Vec<Blocklist>,
+    /// Log every query (client, name, type, answer), at most this many lines per
+    /// second; beyond that one summary line counts the suppressed ones. Default 0:
+    /// off.
+    #[serde(default)]
+    pub log_queries: u32,
 }
 
 fn default_domain() -> DomainName {
@@ -43,6 +48,7 @@ impl Default for Dns {
             domain: default_domain(),
             records: Vec::new(),
             blocklists: Vec::new(),
+            log_queries: 0,
         }
     }
 }

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::validate::{path, Findings};
-use crate::value::{list, AbsPath, DiskSelector, Name, RaidLevel};
+use crate::value::{list, AbsPath, DiskSelector, Duration, Name, RaidLevel};
 use crate::Config;
 
 /// `[storage]`.
@@ -21,7 +21,31 @@ pub struct Storage {
     /// created. A disk with data that is not listed here is never touched.
     #[serde(default)]
     pub wipe: Vec<String>,
+    /// Which disks may replace a failed member automatically. Default `spares-only`.
+    #[serde(default)]
+    pub replace: ReplacePolicy,
+    /// How often every redundant array is scrubbed (md `check`: read everything,
+    /// count mismatches). At least `1h`; unset means never.
+    #[serde(default)]
+    pub scrub: Option<Duration>,
 }
+
+/// `storage.replace`: what a degraded array may rebuild onto by itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplacePolicy {
+    /// Only the disks the config lists for the array (its `spares`, or a member slot
+    /// whose disk was swapped for a blank one).
+    #[default]
+    SparesOnly,
+    /// Also any blank disk inserted while the appliance runs (not the boot disk, not
+    /// selected by another array, holding no partition table, file system or RAID
+    /// signature, at least as large as the array's members).
+    BlankDisks,
+}
+
+/// The shortest `storage.scrub` interval: a scrub reads every disk end to end.
+pub const MIN_SCRUB_SECS: u64 = 3600;
 
 /// `[[storage.arrays]]`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -136,6 +160,14 @@ pub(crate) fn check(cfg: &Config, out: &mut Findings) {
         (storage.wipe.iter().enumerate()).map(|(i, s)| (path("storage.wipe").at(i), s)),
         |s| format!("serial {s:?} is listed twice"),
     );
+    if let Some(every) = storage.scrub {
+        if every.as_secs() < MIN_SCRUB_SECS {
+            out.push(
+                path("storage").key("scrub"),
+                format!("a scrub reads every disk end to end: {every} is too often (at least 1h)"),
+            );
+        }
+    }
     for (i, s) in storage.wipe.iter().enumerate() {
         if s.is_empty() || s.contains('/') || s.chars().any(char::is_whitespace) {
             out.push(

@@ -10,9 +10,12 @@
 //!
 //! Promises:
 //! * [`LeaseDb::commit`] appends the line and `fdatasync`s it before it returns, and the
-//!   server sends an ACK only after `commit` returned `Ok`. So every ACKed lease is on
+//!   server sends an ACK only after the line is synced. So every ACKed lease is on
 //!   disk; a crash can at worst tear the *last* line, whose ACK was never sent, and
 //!   [`LeaseDb::open`] drops such a torn tail (a bad line anywhere else is an error).
+//!   Group commit: the server may [`LeaseDb::stage`] the lines of a whole batch of
+//!   requests and [`LeaseDb::sync`] once before it sends any of their ACKs; the
+//!   promise is the same, one fsync serves many handshakes.
 //! * Compaction writes the live state to `leases.jsonl.tmp`, fsyncs it, renames it over
 //!   `leases.jsonl` and fsyncs the directory: at every instant the path names either
 //!   the old complete log or the new complete one. It runs on open and whenever the log
@@ -23,7 +26,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
@@ -147,6 +150,8 @@ pub struct LeaseDb {
     leases: HashMap<Ipv4Addr, Lease>,
     lines_in_log: usize,
     compact_slack: usize,
+    /// Lines were staged but not yet synced.
+    dirty: bool,
 }
 
 impl LeaseDb {
@@ -169,6 +174,7 @@ impl LeaseDb {
             dir: dir.to_owned(),
             lines_in_log: leases.len(),
             compact_slack: COMPACT_SLACK,
+            dirty: false,
             leases,
         };
         db.lines_in_log = db.leases.len();
@@ -200,16 +206,39 @@ impl LeaseDb {
     /// Make `lease` durable, then the current state of its address. When this returns
     /// `Ok` the line is on stable storage.
     pub fn commit(&mut self, lease: Lease) -> Result<(), LeaseError> {
+        self.stage(lease)?;
+        self.sync()
+    }
+
+    /// Append `lease` to the log and make it the current state of its address,
+    /// *without* waiting for stable storage: nothing may be promised to a client
+    /// until [`LeaseDb::sync`] returned `Ok` (group commit: one fsync for a batch).
+    pub fn stage(&mut self, lease: Lease) -> Result<(), LeaseError> {
         let mut line = serde_json::to_vec(&lease).expect("a lease serializes");
         line.push(b'\n');
-        let path = self.path();
-        let write = |log: &mut File| -> std::io::Result<()> {
-            log.write_all(&line)?;
-            log.sync_data()
-        };
-        write(&mut self.log).map_err(|source| LeaseError::Write { path, source })?;
+        self.log
+            .write_all(&line)
+            .map_err(|source| LeaseError::Write {
+                path: self.path(),
+                source,
+            })?;
         self.leases.insert(lease.ip, lease);
         self.lines_in_log += 1;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Make every staged line durable (`fdatasync`; nothing to do when nothing was
+    /// staged), compacting the log when it has grown enough.
+    pub fn sync(&mut self) -> Result<(), LeaseError> {
+        if !self.dirty {
+            return Ok(());
+        }
+        self.log.sync_data().map_err(|source| LeaseError::Write {
+            path: self.path(),
+            source,
+        })?;
+        self.dirty = false;
         if self.lines_in_log > 4 * self.leases.len() + self.compact_slack {
             self.compact()?;
         }
@@ -220,11 +249,18 @@ impl LeaseDb {
     pub fn compact(&mut self) -> Result<(), LeaseError> {
         self.log = write_log(&self.dir, &self.leases)?;
         self.lines_in_log = self.leases.len();
+        self.dirty = false;
         Ok(())
     }
 }
 
-fn replay(path: &Path, file: File) -> Result<HashMap<Ipv4Addr, Lease>, LeaseError> {
+/// The database a log's bytes replay to (`path` names it in errors): what
+/// [`LeaseDb::open`] does with the file, exposed for the fuzz target.
+pub fn parse_log(path: &Path, bytes: &[u8]) -> Result<HashMap<Ipv4Addr, Lease>, LeaseError> {
+    replay(path, bytes)
+}
+
+fn replay(path: &Path, file: impl Read) -> Result<HashMap<Ipv4Addr, Lease>, LeaseError> {
     let mut leases = HashMap::new();
     let mut lines = BufReader::new(file).split(b'\n').enumerate().peekable();
     while let Some((i, line)) = lines.next() {

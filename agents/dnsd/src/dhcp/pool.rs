@@ -40,6 +40,10 @@ pub struct Pool {
     pub mtu: Option<u16>,
     /// Reservations inside this subnet, by MAC.
     pub reservations: HashMap<Mac, Reservation>,
+    /// NTP servers (option 42); empty: the option is not sent.
+    pub ntp: Vec<Ipv4Addr>,
+    /// Extra classless static routes (option 121), after the default route.
+    pub routes: Vec<(Ipv4Net, Ipv4Addr)>,
 }
 
 /// Offers not yet requested: the address is held for its client this long.

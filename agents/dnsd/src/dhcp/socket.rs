@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::{Decodable, Decoder, Encodable, Encoder, Message, MIN_PACKET_SIZE};
-use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn};
 
 use super::server::{Dest, Server};
 
@@ -55,6 +55,11 @@ pub fn bind(iface: &str, port: u16) -> Result<UdpSocket, SocketError> {
     socket::setsockopt(&fd, sockopt::Broadcast, &true).map_err(err("setting SO_BROADCAST"))?;
     socket::setsockopt(&fd, sockopt::BindToDevice, &iface.into())
         .map_err(err("binding to the device (SO_BINDTODEVICE)"))?;
+    // Above net.core.rmem_max needs CAP_NET_ADMIN (we are root in the appliance);
+    // without it the default buffer is kept.
+    if socket::setsockopt(&fd, sockopt::RcvBufForce, &RCVBUF).is_err() {
+        let _ = socket::setsockopt(&fd, sockopt::RcvBuf, &RCVBUF);
+    }
     let addr = SockaddrIn::from(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
     socket::bind(fd.as_raw_fd(), &addr).map_err(err("binding UDP port 67"))?;
     Ok(UdpSocket::from(fd))
@@ -68,8 +73,18 @@ pub fn unix_now() -> u64 {
         .as_secs()
 }
 
-/// Serve pool `pool` on `sock` forever. Bad packets are dropped (logged at most once
-/// every few seconds); a lease that cannot be written is logged and not ACKed.
+/// Most requests answered with one fsync of the lease log. An fsync on a busy disk
+/// can take tens of milliseconds; everything that queued meanwhile goes into the
+/// next batch, so the batch (and the socket buffer, [`RCVBUF`]) must hold that much.
+const BATCH: usize = 1024;
+/// Receive buffer asked for: ~2000 queued requests at the kernel's per-packet cost.
+const RCVBUF: usize = 4 << 20;
+
+/// Serve pool `pool` on `sock` forever. Waits for a request, then takes every
+/// further one already queued on the socket (up to [`BATCH`]) and answers them as
+/// one batch ([`Server::handle_batch`]: one fsync for all their leases, the replies
+/// after it). Bad packets are dropped (logged at most once every few seconds); a
+/// batch whose leases cannot be written is logged and not answered.
 pub fn serve(server: Arc<Server>, pool: usize, sock: UdpSocket) {
     let iface = server.pools()[pool].interface.clone();
     let mut buf = vec![0u8; 4096];
@@ -81,46 +96,56 @@ pub fn serve(server: Arc<Server>, pool: usize, sock: UdpSocket) {
             quiet_until = now + Duration::from_secs(5);
         }
     };
+    let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
+    let mut out = Vec::with_capacity(600);
     loop {
-        let (n, from) = match sock.recv_from(&mut buf) {
-            Ok(x) => x,
-            Err(e) => {
-                throttled(format!("receive: {e}"));
-                continue;
+        batch.clear();
+        // Block for the first request, then drain what is already queued.
+        let mut flags = MsgFlags::empty();
+        while batch.len() < BATCH {
+            let n = match socket::recv(sock.as_raw_fd(), &mut buf, flags) {
+                Ok(n) => n,
+                Err(nix::Error::EAGAIN) => break,
+                Err(e) => {
+                    throttled(format!("receive: {e}"));
+                    break;
+                }
+            };
+            flags = MsgFlags::MSG_DONTWAIT;
+            match Message::decode(&mut Decoder::new(&buf[..n])) {
+                Ok(m) => batch.push(m),
+                Err(e) => throttled(format!("undecodable packet ({n} bytes): {e}")),
             }
-        };
-        let req = match Message::decode(&mut Decoder::new(&buf[..n])) {
-            Ok(m) => m,
-            Err(e) => {
-                throttled(format!("undecodable packet from {from}: {e}"));
-                continue;
-            }
-        };
-        let reply = match server.handle(pool, &req, unix_now()) {
-            Ok(Some(r)) => r,
-            Ok(None) => continue,
-            Err(e) => {
-                log::error!("{e}; not acknowledging");
-                continue;
-            }
-        };
-        let mut out = Vec::with_capacity(600);
-        if let Err(e) = reply.msg.encode(&mut Encoder::new(&mut out)) {
-            throttled(format!("encoding reply: {e}"));
+        }
+        if batch.is_empty() {
             continue;
         }
-        // BOOTP relays and some clients drop replies shorter than 300 bytes; trailing
-        // zeros are pad options.
-        if out.len() < MIN_PACKET_SIZE {
-            out.resize(MIN_PACKET_SIZE, 0);
-        }
-        let to = match reply.dest {
-            Dest::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
-            Dest::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
-            Dest::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
+        let replies = match server.handle_batch(pool, &batch, unix_now()) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("{e}; not acknowledging {} requests", batch.len());
+                continue;
+            }
         };
-        if let Err(e) = sock.send_to(&out, to) {
-            throttled(format!("sending to {to}: {e}"));
+        for reply in replies.into_iter().flatten() {
+            out.clear();
+            if let Err(e) = reply.msg.encode(&mut Encoder::new(&mut out)) {
+                throttled(format!("encoding reply: {e}"));
+                continue;
+            }
+            // BOOTP relays and some clients drop replies shorter than 300 bytes;
+            // trailing zeros are pad options.
+            if out.len() < MIN_PACKET_SIZE {
+                out.resize(MIN_PACKET_SIZE, 0);
+            }
+            let to = match reply.dest {
+                Dest::Broadcast => SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT),
+                Dest::Unicast(ip) => SocketAddrV4::new(ip, CLIENT_PORT),
+                Dest::Relay(ip) => SocketAddrV4::new(ip, SERVER_PORT),
+            };
+            if let Err(e) = sock.send_to(&out, to) {
+                throttled(format!("sending to {to}: {e}"));
+            }
         }
     }
 }

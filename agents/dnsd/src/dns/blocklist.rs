@@ -3,8 +3,9 @@
 //!
 //! Matching is by exact name, as in a hosts file. A list that cannot be read or has a
 //! malformed line makes the whole load fail, so a reload (SIGHUP) keeps serving the
-//! old lists instead of silently unblocking everything. Lists with a `url` are not
-//! downloaded yet: they are skipped with a warning.
+//! old lists instead of silently unblocking everything. Lists with a `url` are read
+//! from their last good downloaded copy ([`super::download`]); one not downloaded yet
+//! blocks nothing.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -97,17 +98,31 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<String>, BlocklistError> {
 }
 
 impl Blocklists {
-    /// Read every configured list. Any failure fails the whole load.
-    pub fn load(lists: &[hearth_config::Blocklist]) -> Result<Self, BlocklistError> {
+    /// Read every configured list; `url` lists from their copies in `downloads`
+    /// (`None`: `url` lists are skipped). Any failure fails the whole load.
+    pub fn load(
+        lists: &[hearth_config::Blocklist],
+        downloads: Option<&Path>,
+    ) -> Result<Self, BlocklistError> {
         let mut names = HashMap::new();
         for list in lists {
-            let Some(path) = &list.path else {
-                if let Some(url) = &list.url {
-                    log::warn!("blocklist {url}: downloading lists is not supported yet; skipped");
+            let path = match (&list.path, &list.url, downloads) {
+                (Some(p), _, _) => PathBuf::from(p.as_str()),
+                (None, Some(url), Some(dir)) => {
+                    let copy = super::download::cached_path(dir, url.as_str());
+                    if !copy.exists() {
+                        log::info!("blocklist {url}: not downloaded yet; blocks nothing");
+                        continue;
+                    }
+                    copy
                 }
-                continue;
+                (None, Some(url), None) => {
+                    log::warn!("blocklist {url}: no state directory to download into; skipped");
+                    continue;
+                }
+                (None, None, _) => continue,
             };
-            let path = Path::new(path.as_str());
+            let path = path.as_path();
             let text = std::fs::read_to_string(path).map_err(|source| BlocklistError::Read {
                 path: path.to_owned(),
                 source,
@@ -175,7 +190,7 @@ mod tests {
             { "path": b, "action": "null" },
         ]))
         .unwrap();
-        let bl = Blocklists::load(&cfg).unwrap();
+        let bl = Blocklists::load(&cfg, None).unwrap();
         assert_eq!(bl.len(), 2);
         let q = |s: &str| bl.lookup(&Name::from_ascii(s).unwrap());
         assert_eq!(q("ADS.example."), Some(BlockAction::Nxdomain));
@@ -183,8 +198,26 @@ mod tests {
         assert_eq!(q("sub.ads.example."), None);
         std::fs::remove_file(&b).unwrap();
         assert!(matches!(
-            Blocklists::load(&cfg),
+            Blocklists::load(&cfg, None),
             Err(BlocklistError::Read { .. })
         ));
+    }
+
+    #[test]
+    fn url_lists_read_their_downloaded_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "http://lists.example.invalid/ads.hosts";
+        let cfg: Vec<hearth_config::Blocklist> =
+            serde_json::from_value(serde_json::json!([{ "url": url }])).unwrap();
+        // Not downloaded yet: nothing blocked, no error.
+        assert!(Blocklists::load(&cfg, Some(dir.path())).unwrap().is_empty());
+        std::fs::write(
+            super::super::download::cached_path(dir.path(), url),
+            "0.0.0.0 ads.example
+",
+        )
+        .unwrap();
+        let bl = Blocklists::load(&cfg, Some(dir.path())).unwrap();
+        assert_eq!(bl.len(), 1);
     }
 }

@@ -1,7 +1,7 @@
 //! The DNS half of dnsd: a local authoritative zone ([`zone`]), blocklists
-//! ([`blocklist`]), an LRU answer cache ([`cache`]) and a forwarder to the upstreams
+//! ([`blocklist`], downloaded ones via [`download`]), an LRU answer cache ([`cache`]) and a forwarder to the upstreams
 //! ([`forward`]) — configured, or learned on the WAN ([`wan_lease`]) — served over UDP
-//! and TCP ([`server`]).
+//! and TCP ([`server`]), with optional rate-limited query logging ([`query_log`]).
 //!
 //! Wire formats are `hickory-proto`'s; the sockets, the cache and the forwarding are
 //! ours (a few hundred lines), which keeps the hot path — cache hit to reply — free of
@@ -9,7 +9,9 @@
 
 pub mod blocklist;
 pub mod cache;
+pub mod download;
 pub mod forward;
+pub mod query_log;
 pub mod resolver;
 pub mod server;
 pub mod wan_lease;

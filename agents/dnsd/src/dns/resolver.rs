@@ -5,7 +5,7 @@
 //! ([`Resolver::swap`]): a query sees either the old or the new configuration, never a
 //! mix, and a failed reload leaves the old one in place.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, RwLock};
 
 use hearth_config::BlockAction;
@@ -16,6 +16,7 @@ use hickory_proto::rr::{RData, Record, RecordType};
 use super::blocklist::Blocklists;
 use super::cache::{Cache, Cached};
 use super::forward::{Forwarder, EDNS_PAYLOAD};
+use super::query_log::{rcode_name, QueryLog};
 use super::zone::Zone;
 
 /// TTL of synthesized answers for blocked names.
@@ -45,6 +46,7 @@ pub struct Resolver {
     state: RwLock<Arc<State>>,
     cache: Cache,
     forwarder: Forwarder,
+    query_log: Option<QueryLog>,
 }
 
 fn response_to(req: &Message) -> Message {
@@ -90,6 +92,24 @@ impl Resolver {
             state: RwLock::new(Arc::new(state)),
             cache,
             forwarder,
+            query_log: None,
+        }
+    }
+
+    /// Log queries into `log` (`None`: no query log).
+    pub fn with_query_log(mut self, log: Option<QueryLog>) -> Self {
+        self.query_log = log;
+        self
+    }
+
+    /// The query log, if on (the server flushes its summary).
+    pub fn query_log(&self) -> Option<&QueryLog> {
+        self.query_log.as_ref()
+    }
+
+    fn log(&self, client: IpAddr, q: &Query, how: &str, rcode: ResponseCode) {
+        if let Some(l) = &self.query_log {
+            l.query(client, q, &format_args!("{how} {}", rcode_name(rcode)));
         }
     }
 
@@ -118,8 +138,8 @@ impl Resolver {
         udp.then(|| udp_limit(req))
     }
 
-    /// Answer from memory if possible.
-    pub fn prepare(&self, bytes: &[u8], udp: bool) -> Step {
+    /// Answer `client`'s query from memory if possible.
+    pub fn prepare(&self, bytes: &[u8], udp: bool, client: IpAddr) -> Step {
         let req = match Message::from_vec(bytes) {
             Ok(m) => m,
             Err(_) if bytes.len() >= 12 && bytes[2] & 0x80 == 0 => {
@@ -148,16 +168,19 @@ impl Resolver {
             resp.metadata.response_code = a.rcode;
             resp.answers = a.answers;
             resp.authorities = a.authorities;
+            self.log(client, q, "local", a.rcode);
             return Step::Reply(encode(&resp, limit));
         }
         if let Some(action) = state.blocks.lookup(&q.name) {
             Self::blocked(&mut resp, q, action);
+            self.log(client, q, "blocked", resp.metadata.response_code);
             return Step::Reply(encode(&resp, limit));
         }
         if let Some(c) = self
             .cache
             .get(&(q.name.clone(), q.query_type, q.query_class))
         {
+            self.log(client, q, "cached", c.rcode);
             Self::fill(&mut resp, c);
             return Step::Reply(encode(&resp, limit));
         }
@@ -187,8 +210,8 @@ impl Resolver {
         resp.additionals = c.additionals;
     }
 
-    /// Forward `req` (from [`Step::Forward`]), cache and encode the answer.
-    pub async fn forward(&self, req: &Message, udp: bool) -> Vec<u8> {
+    /// Forward `client`'s `req` (from [`Step::Forward`]), cache and encode the answer.
+    pub async fn forward(&self, req: &Message, udp: bool, client: IpAddr) -> Vec<u8> {
         let mut resp = response_to(req);
         let q = &req.queries[0];
         match self.forwarder.resolve(q).await {
@@ -216,14 +239,15 @@ impl Resolver {
                 resp.metadata.response_code = ResponseCode::ServFail;
             }
         }
+        self.log(client, q, "forwarded", resp.metadata.response_code);
         encode(&resp, Self::limit(req, udp))
     }
 
-    /// Answer `bytes` completely (memory or upstream).
-    pub async fn handle(&self, bytes: &[u8], udp: bool) -> Option<Vec<u8>> {
-        match self.prepare(bytes, udp) {
+    /// Answer `client`'s `bytes` completely (memory or upstream).
+    pub async fn handle(&self, bytes: &[u8], udp: bool, client: IpAddr) -> Option<Vec<u8>> {
+        match self.prepare(bytes, udp, client) {
             Step::Reply(b) => Some(b),
-            Step::Forward(req) => Some(self.forward(&req, udp).await),
+            Step::Forward(req) => Some(self.forward(&req, udp, client).await),
             Step::Drop => None,
         }
     }

@@ -8,6 +8,8 @@
 //!
 //! SIGHUP re-reads the config and the blocklists and swaps the zone and blocklists in
 //! one step; if anything is wrong the old ones keep serving and the error is logged.
+//! `url` blocklists are downloaded in the background at start, after every SIGHUP and
+//! once a day ([`super::download`]); a changed copy triggers the same reload.
 //! Configured upstreams, listen addresses and cache limits are read at start only.
 //!
 //! With no upstream configured (neither `--upstream` nor `dns.upstreams`), the ones
@@ -27,11 +29,13 @@ use std::os::fd::AsRawFd;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::runtime::Runtime;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use super::blocklist::{BlocklistError, Blocklists};
 use super::cache::{Cache, Limits};
+use super::download;
 use super::forward::Forwarder;
+use super::query_log::QueryLog;
 use super::resolver::{Resolver, State, Step};
 use super::wan_lease::{self, WanLease};
 use super::zone::{self, Zone, ZoneError};
@@ -73,10 +77,13 @@ pub struct DnsOptions {
     /// `--wan-lease`: netd's `wan-dns.json`, used when both of the above are empty;
     /// `None`: never learn upstreams.
     pub wan_lease: Option<PathBuf>,
+    /// Where downloaded (`url`) blocklists are kept; `None`: they are not used.
+    pub downloads: Option<PathBuf>,
 }
 
-/// Build the zone and blocklists from `cfg`.
-pub fn state(cfg: &Config, hosts: &Hosts) -> Result<State, DnsError> {
+/// Build the zone and blocklists from `cfg`; downloaded lists are read from
+/// `downloads`.
+pub fn state(cfg: &Config, hosts: &Hosts, downloads: Option<&Path>) -> Result<State, DnsError> {
     let dns = &cfg.dns;
     let ttl = u32::try_from(dns.cache.ttl.as_secs()).unwrap_or(u32::MAX);
     let zone = Zone::build(
@@ -86,7 +93,7 @@ pub fn state(cfg: &Config, hosts: &Hosts) -> Result<State, DnsError> {
         zone::subnets(cfg),
         hosts.clone(),
     )?;
-    let blocks = Blocklists::load(&dns.blocklists)?;
+    let blocks = Blocklists::load(&dns.blocklists, downloads)?;
     Ok(State { zone, blocks })
 }
 
@@ -103,6 +110,7 @@ pub struct Dns {
     resolver: Arc<Resolver>,
     sockets: Vec<(UdpSocket, TcpListener)>,
     wan: Option<WanLease>,
+    downloads: Option<PathBuf>,
 }
 
 /// A non-blocking socket bound to `addr`; IPv4 ones with `IP_FREEBIND`, so the
@@ -148,7 +156,7 @@ impl Dns {
             .enable_all()
             .build()
             .map_err(DnsError::Runtime)?;
-        let state = state(cfg, hosts)?;
+        let state = state(cfg, hosts, opts.downloads.as_deref())?;
         let configured: Vec<SocketAddr> = if opts.upstreams.is_empty() {
             cfg.dns.upstreams.iter().map(|u| u.addr()).collect()
         } else {
@@ -185,11 +193,21 @@ impl Dns {
             limits.max_entries,
             limits.max_bytes
         );
-        let resolver = Arc::new(Resolver::new(
-            state,
-            Cache::new(limits),
-            Forwarder::new(upstreams, UPSTREAM_TIMEOUT),
-        ));
+        let query_log = QueryLog::new(cfg.dns.log_queries);
+        if query_log.is_some() {
+            log::info!(
+                "logging queries, at most {} lines a second",
+                cfg.dns.log_queries
+            );
+        }
+        let resolver = Arc::new(
+            Resolver::new(
+                state,
+                Cache::new(limits),
+                Forwarder::new(upstreams, UPSTREAM_TIMEOUT),
+            )
+            .with_query_log(query_log),
+        );
         let explicit = !opts.listen.is_empty();
         let addrs = if explicit {
             opts.listen.clone()
@@ -212,6 +230,7 @@ impl Dns {
             resolver,
             sockets,
             wan,
+            downloads: opts.downloads.clone(),
         })
     }
 
@@ -227,8 +246,16 @@ impl Dns {
             resolver,
             sockets,
             wan,
+            downloads,
         } = self;
         let wan = wan.map(|w| Arc::new(Mutex::new(w)));
+        let reload = Arc::new(Reload {
+            config,
+            hosts,
+            resolver: resolver.clone(),
+            downloads,
+            download_now: Notify::new(),
+        });
         runtime.block_on(async move {
             let permits = Arc::new(Semaphore::new(MAX_FORWARDS));
             for (udp, tcp) in sockets {
@@ -241,7 +268,13 @@ impl Dns {
             if let Some(wan) = &wan {
                 tokio::spawn(poll_wan_lease(wan.clone(), resolver.clone()));
             }
-            reload_on_hangup(&config, &hosts, &resolver, wan.as_deref()).await;
+            if resolver.query_log().is_some() {
+                tokio::spawn(flush_query_log(resolver.clone()));
+            }
+            if reload.downloads.is_some() {
+                tokio::spawn(download_blocklists(reload.clone()));
+            }
+            reload_on_hangup(&reload, wan.as_deref()).await;
         });
     }
 }
@@ -264,12 +297,75 @@ async fn poll_wan_lease(wan: Arc<Mutex<WanLease>>, resolver: Arc<Resolver>) {
     }
 }
 
-async fn reload_on_hangup(
-    config: &Path,
-    hosts: &Hosts,
-    resolver: &Resolver,
-    wan: Option<&Mutex<WanLease>>,
-) {
+/// Report suppressed query-log lines once a second.
+async fn flush_query_log(resolver: Arc<Resolver>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Some(l) = resolver.query_log() {
+            l.flush();
+        }
+    }
+}
+
+/// What a reload needs.
+#[derive(Debug)]
+struct Reload {
+    config: PathBuf,
+    hosts: Hosts,
+    resolver: Arc<Resolver>,
+    downloads: Option<PathBuf>,
+    /// Wakes [`download_blocklists`] (SIGHUP).
+    download_now: Notify,
+}
+
+impl Reload {
+    /// Re-read the config and every blocklist and swap them in; on any error keep
+    /// the old ones.
+    fn reload(&self) {
+        let loaded = hearth_config::load(&self.config)
+            .map_err(|e| e.to_string())
+            .and_then(|cfg| {
+                state(&cfg, &self.hosts, self.downloads.as_deref()).map_err(|e| e.to_string())
+            });
+        match loaded {
+            Ok(s) => {
+                log::info!("reloaded: {} blocked names", s.blocks.len());
+                self.resolver.swap(s);
+            }
+            Err(e) => log::error!("reload refused, keeping the old config: {e}"),
+        }
+    }
+}
+
+/// Download the `url` blocklists at start, on SIGHUP and every
+/// [`download::REFRESH`]; reload when a copy changed.
+async fn download_blocklists(reload: Arc<Reload>) {
+    let Some(dir) = reload.downloads.clone() else {
+        return;
+    };
+    loop {
+        match hearth_config::load(&reload.config) {
+            Ok(cfg) if cfg.dns.blocklists.iter().any(|l| l.url.is_some()) => {
+                let lists = cfg.dns.blocklists.clone();
+                let dir = dir.clone();
+                let changed =
+                    tokio::task::spawn_blocking(move || download::fetch_all(&lists, &dir)).await;
+                if changed.unwrap_or(false) {
+                    reload.reload();
+                }
+            }
+            Ok(_) => {}
+            Err(e) => log::warn!("blocklist downloads: {e}"),
+        }
+        tokio::select! {
+            () = reload.download_now.notified() => {}
+            () = tokio::time::sleep(download::REFRESH) => {}
+        }
+    }
+}
+
+async fn reload_on_hangup(reload: &Reload, wan: Option<&Mutex<WanLease>>) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -281,18 +377,10 @@ async fn reload_on_hangup(
     };
     while hup.recv().await.is_some() {
         if let Some(wan) = wan {
-            refresh_wan(wan, resolver, true);
+            refresh_wan(wan, &reload.resolver, true);
         }
-        let loaded = hearth_config::load(config)
-            .map_err(|e| e.to_string())
-            .and_then(|cfg| state(&cfg, hosts).map_err(|e| e.to_string()));
-        match loaded {
-            Ok(s) => {
-                log::info!("reloaded: {} blocked names", s.blocks.len());
-                resolver.swap(s);
-            }
-            Err(e) => log::error!("reload refused, keeping the old config: {e}"),
-        }
+        reload.reload();
+        reload.download_now.notify_one();
     }
 }
 
@@ -306,7 +394,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, resolver: Arc<Resolver>, permits: Arc<S
                 continue;
             }
         };
-        match resolver.prepare(&buf[..n], true) {
+        match resolver.prepare(&buf[..n], true, peer.ip()) {
             Step::Reply(out) => {
                 let _ = sock.send_to(&out, peer).await;
             }
@@ -317,7 +405,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, resolver: Arc<Resolver>, permits: Arc<S
                 };
                 let (sock, resolver) = (sock.clone(), resolver.clone());
                 tokio::spawn(async move {
-                    let out = resolver.forward(&req, true).await;
+                    let out = resolver.forward(&req, true, peer.ip()).await;
                     let _ = sock.send_to(&out, peer).await;
                     drop(permit);
                 });
@@ -330,8 +418,8 @@ async fn serve_udp(sock: Arc<UdpSocket>, resolver: Arc<Resolver>, permits: Arc<S
 async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
     loop {
         match listener.accept().await {
-            Ok((stream, _)) => {
-                tokio::spawn(tcp_client(stream, resolver.clone()));
+            Ok((stream, peer)) => {
+                tokio::spawn(tcp_client(stream, peer.ip(), resolver.clone()));
             }
             Err(e) => {
                 log::debug!("DNS TCP accept: {e}");
@@ -341,7 +429,7 @@ async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
     }
 }
 
-async fn tcp_client(mut s: TcpStream, resolver: Arc<Resolver>) {
+async fn tcp_client(mut s: TcpStream, peer: IpAddr, resolver: Arc<Resolver>) {
     loop {
         let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, s.read_u16()).await else {
             return;
@@ -350,7 +438,7 @@ async fn tcp_client(mut s: TcpStream, resolver: Arc<Resolver>) {
         let Ok(Ok(_)) = tokio::time::timeout(TCP_IDLE, s.read_exact(&mut buf)).await else {
             return;
         };
-        let Some(out) = resolver.handle(&buf, false).await else {
+        let Some(out) = resolver.handle(&buf, false, peer).await else {
             return;
         };
         let Ok(n) = u16::try_from(out.len()) else {

@@ -138,6 +138,11 @@ impl Lab {
 
     /// Write the config with a pool `start..=end` and return its path.
     pub fn config(&self, start: &str, end: &str, extra: &str) -> PathBuf {
+        self.config_with_dns(start, end, "", extra)
+    }
+
+    /// Like [`Lab::config`], with `dns_keys` (`key = value` lines) in `[dns]`.
+    pub fn config_with_dns(&self, start: &str, end: &str, dns_keys: &str, extra: &str) -> PathBuf {
         let path = self.dir.path().join("config.toml");
         let text = format!(
             r#"version = 1
@@ -148,8 +153,10 @@ bridge = "br-lan"
 address = "10.77.0.1/24"
 [dns]
 domain = "home.arpa"
+{dns_keys}
 [dhcp]
-pools = [ {{ segment = "lan", range_start = "{start}", range_end = "{end}", lease_time = "1m" }} ]
+ntp_servers = ["10.77.0.5", "10.77.0.6"]
+pools = [ {{ segment = "lan", range_start = "{start}", range_end = "{end}", lease_time = "1m", routes = [ {{ destination = "192.168.50.0/24", gateway = "10.77.0.3" }} ] }} ]
 {extra}
 "#
         );
@@ -235,8 +242,9 @@ pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool)
 }
 
 /// A client-side hook script that configures the address and logs every event as
-/// `reason ip` lines to `events`. Works for udhcpc (`$1`, `$ip`, `$subnet`) and
-/// dhclient (`$reason`, `$new_ip_address`, `$new_subnet_mask`).
+/// `reason ip` lines to `events`. Works for udhcpc (`$1`, `$ip`, `$subnet`),
+/// dhclient (`$reason`, `$new_ip_address`, `$new_subnet_mask`) and dhcpcd (the same
+/// names as dhclient; it configures the address itself).
 pub fn hook_script(dir: &Path, events: &Path) -> PathBuf {
     let path = dir.join(format!(
         "hook-{}.sh",
@@ -248,14 +256,15 @@ ev="${{reason:-$1}}"
 addr="${{new_ip_address:-$ip}}"
 mask="${{new_subnet_mask:-$subnet}}"
 iface="$interface"
-case "$ev" in
+# dhcpcd (which sets $protocol) configures the interface itself.
+[ -n "$protocol" ] || case "$ev" in
   bound|renew|BOUND|RENEW|REBIND|REBOOT)
     ip addr flush dev "$iface"
     ip addr add "$addr/$mask" dev "$iface" ;;
   deconfig|EXPIRE|FAIL|RELEASE|STOP)
     ip addr flush dev "$iface" ;;
 esac
-echo "$ev $addr router=${{new_routers:-$router}} dns=${{new_domain_name_servers:-$dns}} domain=${{new_domain_name:-$domain}} mtu=${{new_interface_mtu:-$mtu}} routes=${{new_rfc3442_classless_static_routes:-$staticroutes}} lease=${{new_dhcp_lease_time:-$lease}}" >> {events}
+echo "$ev $addr router=${{new_routers:-$router}} dns=${{new_domain_name_servers:-$dns}} domain=${{new_domain_name:-$domain}} mtu=${{new_interface_mtu:-$mtu}} ntp=${{new_ntp_servers:-$ntpsrv}} routes=${{new_rfc3442_classless_static_routes:-${{new_classless_static_routes:-$staticroutes}}}} lease=${{new_dhcp_lease_time:-$lease}}" >> {events}
 exit 0
 "#,
         events = events.display()
@@ -369,4 +378,15 @@ pub fn append(path: &Path, line: &str) {
         .open(path)
         .unwrap();
     writeln!(f, "{line}").unwrap();
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+#[derive(Debug)]
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
