@@ -15,8 +15,10 @@
 
 use std::time::Duration;
 
-use hearth::qemu::Nic;
 use hearth_qemu_tests::{require_enabled, test_image, Guest, GuestSpec, TestResult};
+use netns_support::{enter, hub, netns, PRELUDE};
+
+mod netns_support;
 
 const WAN_MAC: &str = "52:54:00:00:03:01";
 const LAN_MAC: &str = "52:54:00:00:04:01";
@@ -68,18 +70,6 @@ pools = [
     )
 }
 
-fn hub(id: &str, hubid: u32, mac: &str) -> Nic {
-    Nic::Hub {
-        id: id.into(),
-        hubid,
-        mac: Some(mac.into()),
-    }
-}
-
-/// Shell prelude: `PATH`, and `dev MAC` printing the interface with that MAC.
-const PRELUDE: &str = "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
-dev() { for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"$1\" ] && basename $d; done; true; }\n";
-
 /// The udhcpc hook: records every event with the options udhcpc read, and
 /// configures the address and default route on `bound`/`renew`.
 const HOOK: &str = r#"#!/bin/sh
@@ -115,18 +105,17 @@ fn dns_dhcp() -> TestResult {
     assert!(log.contains("DNS on 10.10.10.1:53"), "{log}");
 
     // The client: its NIC in a namespace, tagging VLAN 10 itself.
-    let pid = guest.sh_ok(&format!(
-        "{PRELUDE}unshare -n sleep 1000 </dev/null >/dev/null 2>&1 &\necho $!"
-    ))?;
-    let pid = pid.trim();
-    let vif = guest.sh_ok(&format!(
-        "{PRELUDE}set -e\nchmod +x /usr/local/bin/udhcpc-hook.sh\nIF=$(dev {CLIENT_MAC})\n[ -n \"$IF\" ]\n\
-         ip link set $IF netns {pid}\n\
-         nsenter -n -t {pid} sh -ec \"ip link set lo up; ip link set $IF up; \
-         ip link add link $IF name $IF.10 type vlan id 10; ip link set $IF.10 up\"\n\
-         echo $IF.10"
-    ))?;
-    let vif = vif.trim();
+    let pid = netns(&mut guest)?;
+    let pid = pid.as_str();
+    guest.sh_ok("chmod +x /usr/local/bin/udhcpc-hook.sh")?;
+    let nic = enter(
+        &mut guest,
+        pid,
+        CLIENT_MAC,
+        "ip link add link $IF name $IF.10 type vlan id 10; ip link set $IF.10 up",
+    )?;
+    let vif = format!("{nic}.10");
+    let vif = vif.as_str();
 
     // A lease with every option from the config.
     let got = guest.sh(&format!(

@@ -18,8 +18,10 @@
 //! both the admin service and the media host. Every refused connection has a positive
 //! control showing its listener answers.
 
-use hearth::qemu::Nic;
 use hearth_qemu_tests::{require_enabled, test_image, Guest, GuestSpec, TestResult};
+use netns_support::{connect, enter, hub, netns, PRELUDE};
+
+mod netns_support;
 
 const WAN_MAC: &str = "52:54:00:00:01:01";
 const INET_MAC: &str = "52:54:00:00:01:02";
@@ -72,53 +74,6 @@ allow = [
 ]
 "#
     )
-}
-
-fn hub(id: &str, hubid: u32, mac: &str) -> Nic {
-    Nic::Hub {
-        id: id.into(),
-        hubid,
-        mac: Some(mac.into()),
-    }
-}
-
-/// Shell prelude: `PATH`, and `dev MAC` printing the interface with that MAC.
-const PRELUDE: &str = "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
-dev() { for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"$1\" ] && basename $d; done; true; }\n";
-
-/// Start a namespace holder; returns its pid.
-fn netns(guest: &mut Guest) -> Result<String, hearth_qemu_tests::Error> {
-    let pid = guest.sh_ok(&format!(
-        "{PRELUDE}setsid unshare -n sleep 1000 </dev/null >/dev/null 2>&1 &\necho $!"
-    ))?;
-    Ok(pid.trim().to_string())
-}
-
-/// Move the NIC with `mac` into namespace `pid` and run `setup` there (`$IF` is the
-/// NIC's name).
-fn enter(
-    guest: &mut Guest,
-    pid: &str,
-    mac: &str,
-    setup: &str,
-) -> Result<String, hearth_qemu_tests::Error> {
-    guest.sh_ok(&format!(
-        "{PRELUDE}set -e\nIF=$(dev {mac})\n[ -n \"$IF\" ]\nip link set $IF netns {pid}\n\
-         nsenter -n -t {pid} sh -ec \"ip link set lo up; ip link set $IF up; {setup}\"\necho $IF"
-    ))
-}
-
-/// `nc` from namespace `pid` to `to` `port`: Ok(output) if it connected.
-fn connect(
-    guest: &mut Guest,
-    pid: &str,
-    to: &str,
-    port: u16,
-) -> Result<Option<String>, hearth_qemu_tests::Error> {
-    let out = guest.sh(&format!(
-        "{PRELUDE}echo hi | nsenter -n -t {pid} timeout 8 nc -w 3 {to} {port}"
-    ))?;
-    Ok(out.success().then_some(out.stdout))
 }
 
 #[test]

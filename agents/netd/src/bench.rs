@@ -12,8 +12,13 @@
 //! The two alternate (which one goes first flips every run) so drift in host load
 //! hits both alike; medians are printed with their ratio (target ≤ 1.0×). Then the
 //! **no-change reconcile**: [`crate::apply`] again in netd's namespace with the same
-//! config, in process, as the resident daemon does on every link event (target
-//! ≤ 10 ms); it must report `unchanged` or the bench fails.
+//! config, in process, as `netd --once` would (a full read of the kernel), with a
+//! per-step breakdown that also times the same reads through rtnetlink's typed dumps
+//! for comparison; it must report `unchanged` or the bench fails. And the
+//! **resident no-change reconcile** (target ≤ 10 ms): the daemon's own
+//! [`Resident`] (subscribed, one full apply first), re-applying the unchanged config
+//! file as on a SIGHUP — the quick pass unless a notification arrived, in which case
+//! the sample is a full pass and is counted as such in the report.
 //!
 //! The generated config has `--segments` VLAN segments (default 32) and a firewall
 //! of about 500 rules: every segment may reach the WAN, the LAN reaches every segment,
@@ -27,10 +32,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::events::LinkEvents;
 use crate::link::LinkOps;
 use crate::netlink::Netlink;
 use crate::nft::Nft;
-use crate::plan::SYSCTLS;
+use crate::plan::{Missing, SYSCTLS};
+use crate::resident::{Pass, Resident};
 
 /// `netd bench` flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -255,7 +262,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// Where a no-change apply's time goes: each step of [`crate::apply`] timed alone.
+/// Where a no-change apply's time goes: each step of [`crate::apply`] timed alone,
+/// after the same two dumps read through rtnetlink's typed messages (how links were
+/// read before [`crate::link_dump`]), for comparison.
 fn phases(
     net: &hearth_config::Network,
     nl: &mut Netlink,
@@ -266,6 +275,13 @@ fn phases(
         message: e,
     };
     let mut out = Vec::new();
+    let t = Instant::now();
+    nl.dump_links().map_err(|e| fail(e.to_string()))?;
+    nl.dump_addresses().map_err(|e| fail(e.to_string()))?;
+    out.push((
+        "(for comparison: rtnetlink's typed link+address dumps)",
+        t.elapsed(),
+    ));
     let t = Instant::now();
     let links = nl.links().map_err(|e| fail(e.to_string()))?;
     out.push(("read links+addresses", t.elapsed()));
@@ -282,6 +298,81 @@ fn phases(
     crate::sysctl::apply(Path::new("/proc/sys"), SYSCTLS).map_err(|e| fail(e.to_string()))?;
     out.push(("sysctls", t.elapsed()));
     Ok(out)
+}
+
+/// The resident daemon's re-apply with an unchanged config, in process through the
+/// daemon's own [`Resident`] (subscribed, one full apply first): the pending
+/// notifications are drained between samples as the daemon's loop does, then each
+/// sample is a whole [`Resident::apply`] (config read and digest, firewall digest,
+/// sysctls — or the full pass when a notification arrived). Returns the times and
+/// how many samples took the full pass, and the quick pass's steps timed alone.
+/// Every sample must report `unchanged`.
+type ResidentSamples = (Vec<Duration>, usize, Vec<(&'static str, Duration)>);
+
+fn resident_samples(
+    cfg: &Path,
+    nl: &mut Netlink,
+    nft: &Nft,
+) -> Result<ResidentSamples, BenchError> {
+    let fail = |e: String| BenchError::Run {
+        variant: "resident no-change apply",
+        message: e,
+    };
+    let links = nl.links().map_err(|e| fail(e.to_string()))?;
+    let events = LinkEvents::open(links.into_iter().map(|l| (l.index, l.name, l.carrier)))
+        .map_err(|e| fail(crate::error_chain(&e)))?;
+    let mut resident = Resident::new(events);
+    let proc_sys = Path::new("/proc/sys");
+    let mut times = Vec::new();
+    let mut full = 0;
+    for i in 0..6 {
+        resident.drain().map_err(|e| fail(crate::error_chain(&e)))?;
+        let start = Instant::now();
+        let applied = resident
+            .apply(cfg, nl, nft, proc_sys, Missing::Defer)
+            .map_err(|e| fail(crate::error_chain(&e)))?;
+        let took = start.elapsed();
+        if !applied.report.unchanged() {
+            return Err(BenchError::NotUnchanged(applied.report.to_string()));
+        }
+        // The first apply of a fresh Resident is always full: not a sample.
+        if i > 0 {
+            times.push(took);
+            full += usize::from(applied.pass == Pass::Full);
+        }
+    }
+    // The quick pass's steps, each timed alone.
+    let mut steps = Vec::new();
+    let bytes = std::fs::read(cfg).map_err(|e| fail(format!("{}: {e}", cfg.display())))?;
+    let kept = bytes.clone(); // what Resident keeps, compared outside the timing
+    let t = Instant::now();
+    let now = std::fs::read(cfg).map_err(|e| fail(format!("{}: {e}", cfg.display())))?;
+    std::hint::black_box(std::hint::black_box(&now) == &kept);
+    steps.push(("config read+compare", t.elapsed()));
+    let t = Instant::now();
+    nft.loaded_digest().map_err(|e| fail(e.to_string()))?;
+    steps.push(("table digest", t.elapsed()));
+    let t = Instant::now();
+    crate::sysctl::apply(proc_sys, SYSCTLS).map_err(|e| fail(e.to_string()))?;
+    steps.push(("sysctls", t.elapsed()));
+    Ok((times, full, steps))
+}
+
+/// "name median, ..." over samples that each time the same steps in the same order.
+fn breakdown(samples: &[Vec<(&'static str, Duration)>]) -> String {
+    let names: Vec<&str> = samples
+        .first()
+        .map(|p| p.iter().map(|(n, _)| *n).collect())
+        .unwrap_or_default();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let d: Vec<Duration> = samples.iter().map(|p| p[i].1).collect();
+            format!("{name} {:.2}", ms(median(&d)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Run the benchmark and return the report text.
@@ -320,6 +411,9 @@ pub fn run(args: &BenchArgs) -> Result<String, BenchError> {
     let mut script_times = Vec::new();
     let mut nochange = Vec::new();
     let mut phase_samples: Vec<Vec<(&'static str, Duration)>> = Vec::new();
+    let mut resident = Vec::new();
+    let mut resident_full = 0;
+    let mut resident_steps: Vec<Vec<(&'static str, Duration)>> = Vec::new();
     for i in 0..args.runs {
         let netd_run = || {
             let (exe, cfg, state, net, nft) = (
@@ -354,7 +448,8 @@ pub fn run(args: &BenchArgs) -> Result<String, BenchError> {
                     }
                 }
                 let phases = phases(&net, &mut nl, &nft)?;
-                Ok((took, again, phases))
+                let resident = resident_samples(&cfg, &mut nl, &nft)?;
+                Ok((took, again, phases, resident))
             })
         };
         let script_run = || {
@@ -370,13 +465,17 @@ pub fn run(args: &BenchArgs) -> Result<String, BenchError> {
             (netd_run()?, s)
         };
         eprintln!(
-            "run {}/{}: netd {:.1} ms, script {:.1} ms, no-change {:.2} ms",
+            "run {}/{}: netd {:.1} ms, script {:.1} ms, no-change one-shot {:.2} ms, resident {:.2} ms",
             i + 1,
             args.runs,
             ms(n.0),
             ms(s),
-            ms(median(&n.1))
+            ms(median(&n.1)),
+            ms(median(&n.3 .0))
         );
+        resident.extend(n.3 .0);
+        resident_full += n.3 .1;
+        resident_steps.push(n.3 .2);
         netd_times.push(n.0);
         nochange.extend(n.1);
         phase_samples.push(n.2);
@@ -410,23 +509,27 @@ pub fn run(args: &BenchArgs) -> Result<String, BenchError> {
     );
     let _ = writeln!(
         out,
-        "  no-change reconcile (in process)        median {:>8.2} ms  (target <= 10 ms, {} samples)",
+        "  no-change reconcile, one-shot (full read, as --once)   median {:>8.2} ms  ({} samples)",
         ms(cm),
         nochange.len()
     );
-    let names: Vec<&str> = phase_samples
-        .first()
-        .map(|p| p.iter().map(|(n, _)| *n).collect())
-        .unwrap_or_default();
-    let parts: Vec<String> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let d: Vec<Duration> = phase_samples.iter().map(|p| p[i].1).collect();
-            format!("{name} {:.2}", ms(median(&d)))
-        })
-        .collect();
-    let _ = writeln!(out, "    of which (ms, medians): {}", parts.join(", "));
+    let _ = writeln!(
+        out,
+        "    of which (ms, medians): {}",
+        breakdown(&phase_samples)
+    );
+    let _ = writeln!(
+        out,
+        "  no-change reconcile, resident (SIGHUP, same config)    median {:>8.2} ms  (target <= 10 ms, {} samples, {} took the full pass)",
+        ms(median(&resident)),
+        resident.len(),
+        resident_full
+    );
+    let _ = writeln!(
+        out,
+        "    of which (ms, medians): {}",
+        breakdown(&resident_steps)
+    );
     Ok(out)
 }
 

@@ -16,6 +16,11 @@
 //! default config (`interfaces = []`) on a machine with no NIC at all thus gets its LAN
 //! bridge, segments and firewall, and a WAN once a first NIC shows up.
 //!
+//! Every apply goes through [`Resident`], which remembers the last one: a SIGHUP with
+//! the same config and no notification since the last full read of the kernel is the
+//! quick pass (config bytes, firewall table digest, sysctls), anything else the full
+//! one ([`crate::resident`]).
+//!
 //! A failed apply at start (bad config, a NIC matched twice, the kernel refusing
 //! writes) exits non-zero so init restarts netd with backoff; a failed re-apply keeps
 //! the last good state (the failed apply rolled itself back) and keeps running.
@@ -33,6 +38,7 @@ use crate::link::LinkOps;
 use crate::netlink::Netlink;
 use crate::nft::Nft;
 use crate::plan::{Missing, PlanProblem};
+use crate::resident::{Pass, Resident};
 use crate::{apply_with, dry_run_text, error_chain, plan, ApplyReport, Args, NetdError};
 
 /// Errors of the resident loop itself.
@@ -168,20 +174,35 @@ impl LogLimit {
     }
 }
 
-/// The resident state: the kernel handles, the DHCP client, what is missing.
+/// The resident state: the kernel handles, the notification subscription and the
+/// last apply, the DHCP client, what is missing.
 struct Daemon<'a> {
     args: &'a Args,
     nl: Netlink,
     nft: Nft,
+    resident: Resident,
     dhcp: Option<WanDhcp>,
     waiting: Vec<PlanProblem>,
 }
 
 impl Daemon<'_> {
-    /// Apply again (SIGHUP, link events); on failure keep the previous state.
+    /// Apply again (SIGHUP, link events); on failure keep the previous state. With
+    /// no notification since the last full read and the same config this is the
+    /// quick pass ([`crate::resident`]).
     fn reapply(&mut self, why: &str) {
-        match apply_config(self.args, &mut self.nl, &self.nft, Missing::Defer) {
-            Ok((report, want)) => {
+        let applied = self.resident.apply(
+            self.args.config_path(),
+            &mut self.nl,
+            &self.nft,
+            &self.args.proc_sys,
+            Missing::Defer,
+        );
+        match applied {
+            Ok(a) => {
+                let (report, want) = (a.report, a.wan_dhcp);
+                if a.pass == Pass::Quick {
+                    log::debug!("{why}: no notification since the last apply, same config and firewall digest");
+                }
                 log_report(&report, &self.waiting, why);
                 self.waiting = report.waiting;
                 if let Err(e) = switch_dhcp(self.args, &mut self.nl, &mut self.dhcp, want) {
@@ -218,8 +239,16 @@ pub fn run(args: &Args) -> Result<(), DaemonError> {
     mask.thread_block().map_err(DaemonError::Signals)?;
     // Subscribe before the first apply so a NIC appearing during it is not missed.
     let links = nl.links().map_err(NetdError::from)?;
-    let mut events = LinkEvents::open(links.into_iter().map(|l| (l.index, l.name, l.carrier)))?;
-    let (report, wan_dhcp) = apply_config(args, &mut nl, &nft, Missing::Defer)?;
+    let events = LinkEvents::open(links.into_iter().map(|l| (l.index, l.name, l.carrier)))?;
+    let mut resident = Resident::new(events);
+    let applied = resident.apply(
+        args.config_path(),
+        &mut nl,
+        &nft,
+        &args.proc_sys,
+        Missing::Defer,
+    )?;
+    let (report, wan_dhcp) = (applied.report, applied.wan_dhcp);
     log_report(&report, &[], "start");
     hearth_agent::ready::notify()?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(DaemonError::Signals)?;
@@ -227,6 +256,7 @@ pub fn run(args: &Args) -> Result<(), DaemonError> {
         args,
         nl,
         nft,
+        resident,
         dhcp: None,
         waiting: report.waiting,
     };
@@ -237,7 +267,7 @@ pub fn run(args: &Args) -> Result<(), DaemonError> {
         let (signalled, events_readable, dhcp_readable) = {
             let mut fds = vec![
                 PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
-                PollFd::new(events.fd(), PollFlags::POLLIN),
+                PollFd::new(d.resident.fd(), PollFlags::POLLIN),
             ];
             if let Some(dh) = &d.dhcp {
                 fds.push(PollFd::new(dh.fd(), PollFlags::POLLIN));
@@ -273,7 +303,7 @@ pub fn run(args: &Args) -> Result<(), DaemonError> {
             dh.on_timer(&mut d.nl);
         }
         if events_readable {
-            match events.drain() {
+            match d.resident.drain() {
                 Ok(list) => {
                     for e in list.iter().filter(|e| e.notable()) {
                         limit.log(e);

@@ -1,6 +1,11 @@
 //! Link events: an rtnetlink socket subscribed to `RTNLGRP_LINK`, so the daemon learns
 //! when a NIC appears (late driver, hot-plug), vanishes, or loses or regains carrier
-//! (cable out, cable in), and when someone changes a link netd manages.
+//! (cable out, cable in), and when someone changes a link netd manages. It also joins
+//! the IPv4 address and route groups (`RTNLGRP_IPV4_IFADDR`, `RTNLGRP_IPV4_ROUTE`):
+//! the plan and the diff depend on addresses and the default route too, and the
+//! resident daemon ([`crate::resident`]) skips re-reading the kernel while no
+//! notification at all arrived since its last full read — so every change that could
+//! make a reconcile write something must show up here.
 //!
 //! Every link notification asks for a re-apply; the daemon debounces them
 //! ([`Debounce`]) so a burst (a NIC appearing sends several, netd's own writes send
@@ -27,8 +32,10 @@ use rtnetlink::packet_route::RouteNetlinkMessage;
 
 use crate::link::OWNER_ALIAS;
 
-/// `RTMGRP_LINK`: the multicast group of link notifications.
-const RTMGRP_LINK: u32 = rtnetlink::constants::RTMGRP_LINK;
+/// The multicast groups joined: links, IPv4 addresses, IPv4 routes.
+const GROUPS: u32 = rtnetlink::constants::RTMGRP_LINK
+    | rtnetlink::constants::RTMGRP_IPV4_IFADDR
+    | rtnetlink::constants::RTMGRP_IPV4_ROUTE;
 
 /// How long the daemon waits after the first event of a burst before re-applying.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -55,6 +62,10 @@ pub enum LinkEvent {
     /// Some other change (flags, master, MTU, ...), or any change of a link netd
     /// created (its bridge's carrier follows the ports: noise in a log).
     Changed { name: String },
+    /// An IPv4 address was added to or removed from the link with this index.
+    Address { index: u32 },
+    /// An IPv4 route was added or removed.
+    Route,
     /// Notifications were lost (`ENOBUFS`); state must be re-read.
     Overrun,
 }
@@ -63,7 +74,10 @@ impl LinkEvent {
     /// Whether a person would want to see it in the log (NIC-level events; not the
     /// echo of netd's own writes).
     pub fn notable(&self) -> bool {
-        !matches!(self, Self::Changed { .. })
+        !matches!(
+            self,
+            Self::Changed { .. } | Self::Address { .. } | Self::Route
+        )
     }
 }
 
@@ -79,6 +93,8 @@ impl fmt::Display for LinkEvent {
             Self::Carrier { name, up: true } => write!(f, "link {name} carrier up"),
             Self::Carrier { name, up: false } => write!(f, "link {name} carrier down"),
             Self::Changed { name } => write!(f, "link {name} changed"),
+            Self::Address { index } => write!(f, "an IPv4 address of link {index} changed"),
+            Self::Route => write!(f, "an IPv4 route changed"),
             Self::Overrun => write!(f, "link notifications lost (socket buffer full)"),
         }
     }
@@ -106,9 +122,9 @@ impl LinkEvents {
         .map_err(err("opening the rtnetlink socket"))?;
         bind(
             std::os::fd::AsRawFd::as_raw_fd(&fd),
-            &NetlinkAddr::new(0, RTMGRP_LINK),
+            &NetlinkAddr::new(0, GROUPS),
         )
-        .map_err(err("subscribing to RTNLGRP_LINK"))?;
+        .map_err(err("subscribing to link, address and route notifications"))?;
         let known = links
             .into_iter()
             .map(|(i, name, carrier)| (i, (name, carrier)))
@@ -170,6 +186,14 @@ impl LinkEvents {
                             .unwrap_or_else(|| format!("if{}", m.header.index));
                         out.push(LinkEvent::Removed { name });
                     }
+                    NetlinkPayload::InnerMessage(
+                        RouteNetlinkMessage::NewAddress(m) | RouteNetlinkMessage::DelAddress(m),
+                    ) => out.push(LinkEvent::Address {
+                        index: m.header.index,
+                    }),
+                    NetlinkPayload::InnerMessage(
+                        RouteNetlinkMessage::NewRoute(_) | RouteNetlinkMessage::DelRoute(_),
+                    ) => out.push(LinkEvent::Route),
                     _ => {}
                 }
             }

@@ -30,10 +30,13 @@
 //! [`link::LinkOps`] and publishes the DNS servers in `<state-dir>/wan-dns.json`.
 //!
 //! The daemon ([`daemon`]) re-applies on SIGHUP and on rtnetlink link events
-//! ([`events`]: a NIC appearing or vanishing, carrier up/down), debounced.
+//! ([`events`]: a NIC appearing or vanishing, carrier up/down), debounced. It
+//! remembers its last apply ([`resident`]): while no link, address or route
+//! notification arrived and the config file is byte for byte the same, a re-apply
+//! only checks the loaded firewall's digest and the sysctls.
 //!
 //! `netd bench` ([`bench`]) times a full apply against the equivalent `ip` + `nft -f`
-//! script and a no-change reconcile.
+//! script and a no-change reconcile, one-shot and resident.
 //!
 //! Not done yet (see the crate README): IPv6.
 
@@ -44,11 +47,13 @@ pub mod dhcp_state;
 pub mod events;
 pub mod fake;
 pub mod link;
+pub mod link_dump;
 pub mod netlink;
 pub mod nft;
 pub mod nft_table;
 pub mod plan;
 pub mod reconcile;
+pub mod resident;
 pub mod ruleset;
 pub mod sysctl;
 
@@ -269,16 +274,31 @@ pub fn apply_with(
 ) -> Result<ApplyReport, NetdError> {
     let links = ops.links()?;
     let (plan, ruleset) = plan_with(net, &links, missing)?;
+    converge(ops, nft, proc_sys, &links, plan, &ruleset)
+}
+
+/// Steps 3–5 of an apply: converge the kernel, whose links were just read as `links`,
+/// to `plan` and `ruleset` (made from those links). The resident daemon
+/// ([`resident`]) calls this with a ruleset it kept from the previous apply when the
+/// config and the plan are the same.
+pub fn converge(
+    ops: &mut dyn LinkOps,
+    nft: &Nft,
+    proc_sys: &Path,
+    links: &[LinkState],
+    plan: Plan,
+    ruleset: &Ruleset,
+) -> Result<ApplyReport, NetdError> {
     let loaded = nft.loaded_digest()?;
     let firewall = match loaded.as_deref() {
         Some(d) if d == ruleset.digest => Change::Unchanged,
         Some(_) => Change::Changed,
         None => Change::Created,
     };
-    let links = reconcile::reconcile_from(ops, &plan, &links)?;
+    let links = reconcile::reconcile_from(ops, &plan, links)?;
     let sysctls = sysctl::apply(proc_sys, SYSCTLS)?;
     if firewall != Change::Unchanged {
-        if let Err(source) = nft.apply(&ruleset) {
+        if let Err(source) = nft.apply(ruleset) {
             let rollback = reconcile::rollback(ops, &links.undo);
             return Err(NetdError::FirewallRefused { source, rollback });
         }

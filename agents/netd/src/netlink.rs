@@ -6,8 +6,10 @@
 //! keeps the trait synchronous, which keeps the fake and the rollback logic simple.
 //!
 //! Cost: a link message is big (addresses, per-family config, statistics) and parsing
-//! it dominates a reconcile on a slow machine. Link reads ask the kernel to skip the
-//! statistics (`RTEXT_FILTER_SKIP_STATS`), and names are resolved to indices from a
+//! it dominates a reconcile on a slow machine. So [`LinkOps::links`] does not use
+//! rtnetlink's typed dump: it reads the link and address tables over a plain blocking
+//! socket and picks out only the attributes netd uses ([`crate::link_dump`]), without
+//! statistics (`RTEXT_FILTER_SKIP_STATS`). Names are resolved to indices from a
 //! cache filled by every [`LinkOps::links`] dump (which starts every apply) and kept
 //! up to date by this wrapper's own creates and deletes, so a write costs one request,
 //! not a lookup plus the request. A write that finds its cached index gone
@@ -19,15 +21,13 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use ipnet::Ipv4Net;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{
-    InfoData, InfoVlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
-};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::address::AddressMessage;
+use rtnetlink::packet_route::link::{LinkExtentMask, LinkMessage};
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVlan, RouteMessageBuilder};
 
 use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, OWNER_ALIAS};
+use crate::link_dump::Dumper;
 
 /// rtnetlink in the caller's network namespace.
 pub struct Netlink {
@@ -35,6 +35,8 @@ pub struct Netlink {
     handle: Handle,
     /// name → index, see the module docs.
     indices: std::cell::RefCell<HashMap<String, u32>>,
+    /// The blocking socket link reads go through ([`crate::link_dump`]).
+    dumper: Dumper,
 }
 
 impl std::fmt::Debug for Netlink {
@@ -42,8 +44,6 @@ impl std::fmt::Debug for Netlink {
         f.write_str("Netlink")
     }
 }
-
-const MAIN_TABLE: u8 = 254;
 
 impl Netlink {
     /// Open a netlink socket.
@@ -63,6 +63,7 @@ impl Netlink {
             rt,
             handle,
             indices: Default::default(),
+            dumper: Dumper::open()?,
         })
     }
 
@@ -157,7 +158,9 @@ impl Netlink {
         })
     }
 
-    fn dump_links(&self) -> Result<Vec<LinkMessage>, rtnetlink::Error> {
+    /// rtnetlink's typed link dump: no longer how links are read (see
+    /// [`crate::link_dump`]), kept so `netd bench` can show the difference.
+    pub(crate) fn dump_links(&self) -> Result<Vec<LinkMessage>, rtnetlink::Error> {
         let h = self.handle.clone();
         self.rt.block_on(async move {
             h.link()
@@ -169,17 +172,11 @@ impl Netlink {
         })
     }
 
-    fn dump_addresses(&self) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
+    /// rtnetlink's typed address dump, for `netd bench` like [`Self::dump_links`].
+    pub(crate) fn dump_addresses(&self) -> Result<Vec<AddressMessage>, rtnetlink::Error> {
         let h = self.handle.clone();
         self.rt
             .block_on(async move { h.address().get().execute().try_collect().await })
-    }
-
-    fn dump_routes(&self) -> Result<Vec<RouteMessage>, rtnetlink::Error> {
-        let h = self.handle.clone();
-        let req = RouteMessageBuilder::<Ipv4Addr>::new().build();
-        self.rt
-            .block_on(async move { h.route().get(req).execute().try_collect().await })
     }
 }
 
@@ -190,123 +187,15 @@ fn refused(write: &LinkWrite, e: rtnetlink::Error) -> LinkError {
     }
 }
 
-fn read_err(what: &'static str) -> impl Fn(rtnetlink::Error) -> LinkError {
-    move |e| LinkError::Read {
-        what,
-        message: e.to_string(),
-    }
-}
-
-fn link_state(m: &LinkMessage) -> LinkState {
-    let mut l = LinkState {
-        index: m.header.index,
-        name: String::new(),
-        mac: None,
-        mtu: 0,
-        up: m.header.flags.contains(LinkFlags::Up),
-        carrier: m.header.flags.contains(LinkFlags::LowerUp),
-        kind: None,
-        master: None,
-        alias: None,
-        vlan: None,
-        addresses: Vec::new(),
-    };
-    let mut parent = None;
-    let mut vid = None;
-    for a in &m.attributes {
-        match a {
-            LinkAttribute::IfName(n) => l.name = n.clone(),
-            LinkAttribute::Address(mac) => l.mac = <[u8; 6]>::try_from(mac.as_slice()).ok(),
-            LinkAttribute::Mtu(mtu) => l.mtu = *mtu,
-            LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
-            // Resolved to a name once all links are known.
-            LinkAttribute::Controller(i) => l.master = Some(i.to_string()),
-            LinkAttribute::Link(i) => parent = Some(*i),
-            LinkAttribute::LinkInfo(infos) => {
-                for info in infos {
-                    match info {
-                        LinkInfo::Kind(k) => l.kind = Some(k.to_string()),
-                        LinkInfo::Data(InfoData::Vlan(v)) => {
-                            for x in v {
-                                if let InfoVlan::Id(id) = x {
-                                    vid = Some(*id);
-                                }
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    if l.kind.as_deref() == Some("vlan") {
-        if let (Some(p), Some(id)) = (parent, vid) {
-            l.vlan = Some((p.to_string(), id));
-        }
-    }
-    l
-}
-
 impl LinkOps for Netlink {
     fn links(&mut self) -> Result<Vec<LinkState>, LinkError> {
-        let msgs = self.dump_links().map_err(read_err("links"))?;
-        let mut links: Vec<LinkState> = msgs.iter().map(link_state).collect();
+        let links = self.dumper.links()?;
         *self.indices.borrow_mut() = links.iter().map(|l| (l.name.clone(), l.index)).collect();
-        let names: Vec<(String, String)> = links
-            .iter()
-            .map(|l| (l.index.to_string(), l.name.clone()))
-            .collect();
-        let name_of = |i: &str| {
-            names
-                .iter()
-                .find(|(idx, _)| idx == i)
-                .map(|(_, n)| n.clone())
-                .unwrap_or_else(|| format!("if{i}"))
-        };
-        for l in &mut links {
-            l.master = l.master.as_deref().map(name_of);
-            if let Some((p, id)) = &l.vlan {
-                l.vlan = Some((name_of(p), *id));
-            }
-        }
-        for a in self.dump_addresses().map_err(read_err("addresses"))? {
-            if a.header.family != AddressFamily::Inet {
-                continue;
-            }
-            let addr = a.attributes.iter().find_map(|x| match x {
-                AddressAttribute::Local(IpAddr::V4(v)) => Some(*v),
-                _ => None,
-            });
-            let addr = addr.or_else(|| {
-                a.attributes.iter().find_map(|x| match x {
-                    AddressAttribute::Address(IpAddr::V4(v)) => Some(*v),
-                    _ => None,
-                })
-            });
-            let (Some(addr), Some(l)) =
-                (addr, links.iter_mut().find(|l| l.index == a.header.index))
-            else {
-                continue;
-            };
-            if let Ok(net) = Ipv4Net::new(addr, a.header.prefix_len) {
-                l.addresses.push(net);
-            }
-        }
         Ok(links)
     }
 
     fn default_route(&mut self) -> Result<Option<Ipv4Addr>, LinkError> {
-        let routes = self.dump_routes().map_err(read_err("routes"))?;
-        Ok(routes.iter().find_map(|r| {
-            if r.header.destination_prefix_length != 0 || r.header.table != MAIN_TABLE {
-                return None;
-            }
-            r.attributes.iter().find_map(|a| match a {
-                RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
-                _ => None,
-            })
-        }))
+        self.dumper.default_route()
     }
 
     fn write(&mut self, w: &LinkWrite) -> Result<(), LinkError> {
