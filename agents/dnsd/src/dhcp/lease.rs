@@ -23,6 +23,7 @@
 //! * An address is in the database at most once, so it can never be bound to two
 //!   clients; the server checks ownership under the same lock that commits.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::{File, OpenOptions};
@@ -148,6 +149,12 @@ pub struct LeaseDb {
     dir: PathBuf,
     log: File,
     leases: HashMap<Ipv4Addr, Lease>,
+    /// Every address with a record per client, so finding a client's previous
+    /// address does not scan the database.
+    by_mac: HashMap<Mac, Vec<Ipv4Addr>>,
+    /// Per range start: an address below which every one has a record (records are
+    /// never removed), so the search for a never-used one starts there.
+    recorded_below: RefCell<HashMap<Ipv4Addr, u32>>,
     lines_in_log: usize,
     compact_slack: usize,
     /// Lines were staged but not yet synced.
@@ -169,9 +176,17 @@ impl LeaseDb {
         };
         // A leftover temp file is a compaction that never got renamed: the log is
         // authoritative, so it is simply rewritten below.
+        let mut by_mac: HashMap<Mac, Vec<Ipv4Addr>> = HashMap::new();
+        for l in leases.values() {
+            if let Some(m) = l.mac {
+                by_mac.entry(m).or_default().push(l.ip);
+            }
+        }
         let mut db = Self {
             log: write_log(dir, &leases)?,
             dir: dir.to_owned(),
+            by_mac,
+            recorded_below: RefCell::default(),
             lines_in_log: leases.len(),
             compact_slack: COMPACT_SLACK,
             dirty: false,
@@ -198,6 +213,29 @@ impl LeaseDb {
         self.leases.get(&ip)
     }
 
+    /// Every record of `mac`'s, in no particular order.
+    pub fn of_mac(&self, mac: Mac) -> impl Iterator<Item = &Lease> {
+        let ips = self.by_mac.get(&mac).map_or(&[][..], Vec::as_slice);
+        ips.iter().filter_map(|ip| self.leases.get(ip))
+    }
+
+    /// The lowest address from `start` on (up to `end`, inclusive) that may have no
+    /// record: every address in between has one. `end + 1` when all have.
+    pub fn first_unrecorded(&self, start: Ipv4Addr, end: Ipv4Addr) -> u64 {
+        let mut hints = self.recorded_below.borrow_mut();
+        let hint = hints.entry(start).or_insert(u32::from(start));
+        let mut at = u64::from(*hint);
+        while at <= u64::from(u32::from(end)) {
+            let ip = Ipv4Addr::from(u32::try_from(at).unwrap_or(u32::MAX));
+            if !self.leases.contains_key(&ip) {
+                break;
+            }
+            at += 1;
+        }
+        *hint = u32::try_from(at).unwrap_or(u32::MAX);
+        at
+    }
+
     /// Every address with a record, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Lease> {
         self.leases.values()
@@ -222,6 +260,15 @@ impl LeaseDb {
                 path: self.path(),
                 source,
             })?;
+        let old_mac = self.leases.get(&lease.ip).and_then(|l| l.mac);
+        if old_mac != lease.mac {
+            if let Some(ips) = old_mac.and_then(|m| self.by_mac.get_mut(&m)) {
+                ips.retain(|ip| *ip != lease.ip);
+            }
+            if let Some(m) = lease.mac {
+                self.by_mac.entry(m).or_default().push(lease.ip);
+            }
+        }
         self.leases.insert(lease.ip, lease);
         self.lines_in_log += 1;
         self.dirty = true;
@@ -352,6 +399,47 @@ mod tests {
         // Reopening compacted the log to one line per address.
         let text = std::fs::read_to_string(dir.path().join(LOG_NAME)).unwrap();
         assert_eq!(text.lines().count(), 2);
+    }
+
+    #[test]
+    fn the_mac_index_and_the_unrecorded_cursor_follow_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = LeaseDb::open(dir.path()).unwrap();
+        let ips = |db: &LeaseDb, mac: u8| {
+            let mut v: Vec<Ipv4Addr> = db.of_mac(Mac([2, 0, 0, 0, 0, mac])).map(|l| l.ip).collect();
+            v.sort();
+            v
+        };
+        let (start, end) = (Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 13));
+        assert_eq!(db.first_unrecorded(start, end), u64::from(u32::from(start)));
+        db.commit(lease([10, 0, 0, 10], 1, 100)).unwrap();
+        db.commit(lease([10, 0, 0, 11], 1, 100)).unwrap();
+        db.commit(lease([10, 0, 0, 13], 2, 100)).unwrap();
+        assert_eq!(ips(&db, 1).len(), 2);
+        assert_eq!(
+            db.first_unrecorded(start, end),
+            u64::from(u32::from(start)) + 2
+        );
+        // The address moves to another client; a decline (no MAC) leaves none.
+        db.commit(lease([10, 0, 0, 11], 2, 100)).unwrap();
+        assert_eq!(ips(&db, 1), [Ipv4Addr::new(10, 0, 0, 10)]);
+        assert_eq!(ips(&db, 2).len(), 2);
+        db.commit(Lease {
+            mac: None,
+            ..lease([10, 0, 0, 13], 2, 100)
+        })
+        .unwrap();
+        assert_eq!(ips(&db, 2), [Ipv4Addr::new(10, 0, 0, 11)]);
+        db.commit(lease([10, 0, 0, 12], 3, 100)).unwrap();
+        assert_eq!(
+            db.first_unrecorded(start, end),
+            u64::from(u32::from(end)) + 1
+        );
+        drop(db);
+        let db = LeaseDb::open(dir.path()).unwrap();
+        assert_eq!(ips(&db, 1), [Ipv4Addr::new(10, 0, 0, 10)]);
+        assert_eq!(ips(&db, 2), [Ipv4Addr::new(10, 0, 0, 11)]);
+        assert_eq!(ips(&db, 3), [Ipv4Addr::new(10, 0, 0, 12)]);
     }
 
     #[test]

@@ -114,8 +114,8 @@ impl Pool {
             return ok(r.ip).then_some(r.ip);
         }
         let previous = db
-            .iter()
-            .filter(|l| l.mac == Some(mac) && self.range.contains(&l.ip))
+            .of_mac(mac)
+            .filter(|l| self.range.contains(&l.ip))
             .max_by_key(|l| l.expires)
             .map(|l| l.ip);
         if let Some(ip) = previous.filter(|ip| ok(*ip)) {
@@ -124,17 +124,26 @@ impl Pool {
         if let Some(ip) = requested.filter(|ip| ok(*ip)) {
             return Some(ip);
         }
-        let (start, end) = (u32::from(*self.range.start()), u32::from(*self.range.end()));
+        // Below `first_unrecorded` every address has a record: skipping them gives
+        // the same lowest never-used address without rescanning them each time.
+        let start = db.first_unrecorded(*self.range.start(), *self.range.end());
+        let end = u32::from(*self.range.end());
+        let Ok(start) = u32::try_from(start) else {
+            return self.oldest_expired(db, &ok);
+        };
         let fresh = (start..=end).map(Ipv4Addr::from).find(|ip| {
             db.get(*ip).is_none()
                 && offers.get(ip).is_none_or(|(_, until)| *until <= now)
                 && ok(*ip)
         });
-        fresh.or_else(|| {
-            db.iter()
-                .filter(|l| self.range.contains(&l.ip) && ok(l.ip))
-                .min_by_key(|l| l.expires)
-                .map(|l| l.ip)
-        })
+        fresh.or_else(|| self.oldest_expired(db, &ok))
+    }
+
+    /// The available address in range whose lease ended first.
+    fn oldest_expired(&self, db: &LeaseDb, ok: &dyn Fn(Ipv4Addr) -> bool) -> Option<Ipv4Addr> {
+        db.iter()
+            .filter(|l| self.range.contains(&l.ip) && ok(l.ip))
+            .min_by_key(|l| l.expires)
+            .map(|l| l.ip)
     }
 }

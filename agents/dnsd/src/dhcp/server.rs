@@ -5,7 +5,8 @@
 //! commits, which is what makes "never one address for two clients" hold across the
 //! threads serving different interfaces. [`Server::handle_batch`] does the same for
 //! every request that arrived together, with one fsync for the batch (group commit):
-//! no reply of the batch leaves before its leases are durable. The server is authoritative for its subnets:
+//! no ACK of the batch leaves before its leases are durable; OFFERs and NAKs, which
+//! promise nothing durable, may leave before the fsync ([`Server::handle_batch_early`]). The server is authoritative for its subnets:
 //! a REQUEST for an address it cannot give gets a NAK.
 
 use std::net::Ipv4Addr;
@@ -36,6 +37,17 @@ pub struct Reply {
     pub msg: Message,
     /// Where it goes.
     pub dest: Dest,
+}
+
+impl Reply {
+    /// Whether sending this reply promises nothing that must survive a crash: an
+    /// OFFER (held in memory only; the REQUEST's ACK is what commits) or a NAK.
+    pub fn promises_nothing(&self) -> bool {
+        matches!(
+            self.msg.opts().msg_type(),
+            Some(MessageType::Offer | MessageType::Nak)
+        )
+    }
 }
 
 /// Longest quarantine for an address a client declined.
@@ -125,6 +137,20 @@ impl Server {
         reqs: &[Message],
         now: u64,
     ) -> Result<Vec<Option<Reply>>, LeaseError> {
+        self.handle_batch_early(pool, reqs, now, &mut |_| false)
+    }
+
+    /// [`Server::handle_batch`], handing each reply that promises nothing durable
+    /// (OFFER, NAK: see [`Reply::promises_nothing`]) to `early` *before* the fsync;
+    /// those `early` took (returned `true`, e.g. sent) come back as `None`. ACKs still
+    /// leave only after their leases are on stable storage.
+    pub fn handle_batch_early(
+        &self,
+        pool: usize,
+        reqs: &[Message],
+        now: u64,
+        early: &mut dyn FnMut(&Reply) -> bool,
+    ) -> Result<Vec<Option<Reply>>, LeaseError> {
         let mut st = self.state.lock().expect("lease lock");
         let mut replies = Vec::with_capacity(reqs.len());
         let mut failed = None;
@@ -135,6 +161,14 @@ impl Server {
                     replies.push(None);
                     failed.get_or_insert(e);
                 }
+            }
+        }
+        for slot in &mut replies {
+            if slot
+                .as_ref()
+                .is_some_and(|r| r.promises_nothing() && early(r))
+            {
+                *slot = None;
             }
         }
         let synced = st.db.sync();
@@ -540,6 +574,19 @@ mod tests {
             assert_eq!(a.msg.opts().msg_type(), Some(MessageType::Ack));
             assert_eq!(a.msg.yiaddr(), *ip);
         }
+        // OFFERs go early, ACKs never do.
+        let reqs2 = [msg(1, MessageType::Discover), reqs[1].clone()];
+        let mut sent = Vec::new();
+        let rest = s
+            .handle_batch_early(0, &reqs2, 1000, &mut |r| {
+                sent.push(r.msg.opts().msg_type());
+                true
+            })
+            .unwrap();
+        assert_eq!(sent, [Some(MessageType::Offer)]);
+        assert!(rest[0].is_none());
+        let ack = rest[1].as_ref().unwrap();
+        assert_eq!(ack.msg.opts().msg_type(), Some(MessageType::Ack));
         // What a crash right now would leave: both leases.
         let text = std::fs::read(dir.path().join(crate::dhcp::lease::LOG_NAME)).unwrap();
         let db = crate::dhcp::lease::parse_log(dir.path(), &text).unwrap();

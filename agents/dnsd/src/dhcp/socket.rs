@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use dhcproto::v4::{Decodable, Decoder, Encodable, Encoder, Message, MIN_PACKET_SIZE};
 use nix::sys::socket::{self, sockopt, AddressFamily, MsgFlags, SockFlag, SockType, SockaddrIn};
 
-use super::server::{Dest, Server};
+use super::server::{Dest, Reply, Server};
 
 /// Server and client ports.
 pub const SERVER_PORT: u16 = 67;
@@ -82,8 +82,8 @@ const RCVBUF: usize = 4 << 20;
 
 /// Serve pool `pool` on `sock` forever. Waits for a request, then takes every
 /// further one already queued on the socket (up to [`BATCH`]) and answers them as
-/// one batch ([`Server::handle_batch`]: one fsync for all their leases, the replies
-/// after it). Bad packets are dropped (logged at most once every few seconds); a
+/// one batch ([`Server::handle_batch_early`]: one fsync for all their leases, the
+/// ACKs after it; OFFERs and NAKs, which promise nothing durable, before it). Bad packets are dropped (logged at most once every few seconds); a
 /// batch whose leases cannot be written is logged and not answered.
 pub fn serve(server: Arc<Server>, pool: usize, sock: UdpSocket) {
     let iface = server.pools()[pool].interface.clone();
@@ -120,18 +120,11 @@ pub fn serve(server: Arc<Server>, pool: usize, sock: UdpSocket) {
         if batch.is_empty() {
             continue;
         }
-        let replies = match server.handle_batch(pool, &batch, unix_now()) {
-            Ok(r) => r,
-            Err(e) => {
-                log::error!("{e}; not acknowledging {} requests", batch.len());
-                continue;
-            }
-        };
-        for reply in replies.into_iter().flatten() {
+        let mut send = |reply: &Reply| {
             out.clear();
             if let Err(e) = reply.msg.encode(&mut Encoder::new(&mut out)) {
                 throttled(format!("encoding reply: {e}"));
-                continue;
+                return true;
             }
             // BOOTP relays and some clients drop replies shorter than 300 bytes;
             // trailing zeros are pad options.
@@ -146,6 +139,18 @@ pub fn serve(server: Arc<Server>, pool: usize, sock: UdpSocket) {
             if let Err(e) = sock.send_to(&out, to) {
                 throttled(format!("sending to {to}: {e}"));
             }
+            true
+        };
+        // OFFERs and NAKs leave before the fsync; ACKs after it.
+        let replies = match server.handle_batch_early(pool, &batch, unix_now(), &mut send) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("{e}; not acknowledging {} requests", batch.len());
+                continue;
+            }
+        };
+        for reply in replies.iter().flatten() {
+            send(reply);
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The DNS half of dnsd: a local authoritative zone ([`zone`]), blocklists
-//! ([`blocklist`], downloaded ones via [`download`]), an LRU answer cache ([`cache`]) and a forwarder to the upstreams
+//! ([`blocklist`], downloaded ones via [`download`]), an LRU answer cache ([`cache`]) with the
+//! encoded hot set in front of it ([`wire_cache`]) and a forwarder to the upstreams
 //! ([`forward`]) — configured, or learned on the WAN ([`wan_lease`]) — served over UDP
 //! and TCP ([`server`]), with optional rate-limited query logging ([`query_log`]).
 //!
@@ -15,4 +16,5 @@ pub mod query_log;
 pub mod resolver;
 pub mod server;
 pub mod wan_lease;
+pub mod wire_cache;
 pub mod zone;

@@ -17,6 +17,7 @@ use super::blocklist::Blocklists;
 use super::cache::{Cache, Cached};
 use super::forward::{Forwarder, EDNS_PAYLOAD};
 use super::query_log::{rcode_name, QueryLog};
+use super::wire_cache::{self, WireCache};
 use super::zone::Zone;
 
 /// TTL of synthesized answers for blocked names.
@@ -47,6 +48,7 @@ pub struct Resolver {
     cache: Cache,
     forwarder: Forwarder,
     query_log: Option<QueryLog>,
+    wire: Option<WireCache>,
 }
 
 fn response_to(req: &Message) -> Message {
@@ -93,7 +95,24 @@ impl Resolver {
             cache,
             forwarder,
             query_log: None,
+            wire: None,
         }
+    }
+
+    /// Serve repeated cached answers from `wire` ([`Resolver::answer_fast`]).
+    pub fn with_wire_cache(mut self, wire: WireCache) -> Self {
+        self.wire = Some(wire);
+        self
+    }
+
+    /// The hot path: write the answer to the UDP query `req` into `out` if it is a
+    /// stored cache answer (see [`wire_cache`]); `false` means use [`Resolver::prepare`].
+    /// Off while queries are logged (a hit would not be).
+    pub fn answer_fast(&self, req: &[u8], out: &mut Vec<u8>) -> bool {
+        let Some(wire) = self.wire.as_ref().filter(|_| self.query_log.is_none()) else {
+            return false;
+        };
+        wire_cache::question(req).is_some_and(|q| wire.answer(req, &q, out))
     }
 
     /// Log queries into `log` (`None`: no query log).
@@ -116,6 +135,9 @@ impl Resolver {
     /// Replace the zone and blocklists (a reload).
     pub fn swap(&self, state: State) {
         *self.state.write().expect("state lock") = Arc::new(state);
+        if let Some(w) = &self.wire {
+            w.clear();
+        }
     }
 
     /// The current zone and blocklists.
@@ -162,6 +184,8 @@ impl Resolver {
             resp.metadata.response_code = ResponseCode::FormErr;
             return Step::Reply(encode(&resp, limit));
         };
+        // Before the state: an answer built from a state a reload replaced is stale.
+        let generation = self.wire.as_ref().map(WireCache::generation);
         let state = self.state();
         if let Some(a) = state.zone.answer(&q.name, q.query_type) {
             resp.metadata.authoritative = true;
@@ -182,7 +206,13 @@ impl Resolver {
         {
             self.log(client, q, "cached", c.rcode);
             Self::fill(&mut resp, c);
-            return Step::Reply(encode(&resp, limit));
+            let out = encode(&resp, limit);
+            if let (true, Some(w), Some(g)) = (udp, &self.wire, generation) {
+                if let Some(wq) = wire_cache::question(bytes) {
+                    w.insert(&wq, &out, g);
+                }
+            }
+            return Step::Reply(out);
         }
         Step::Forward(Box::new(req))
     }
