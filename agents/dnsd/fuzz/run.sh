@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 secs="${1:-${FUZZ_SECONDS:-10}}"
 [ $# -gt 0 ] && shift
 targets="$*"
-[ -n "$targets" ] || targets="dhcp_packet dns_query dns_upstream_answer blocklist lease_log"
+[ -n "$targets" ] || targets="dhcp_packet dns_query dns_wire_cache dns_upstream_answer blocklist lease_log"
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
     echo "fuzz: installing cargo-fuzz" >&2
@@ -46,6 +46,7 @@ seed blocklist hosts '# ads\n0.0.0.0 ads.example tracker.example.\n::1 ip6-local
 seed lease_log log '{"ip":"10.9.0.100","mac":"02:00:00:00:00:01","expires":1700,"hostname":"laptop"}\n{"ip":"10.9.0.101","expires":99}\n{"ip":"10.9.0.1'
 # dig +qr nas.home.arpa A (with EDNS): the query bytes.
 seed dns_query a '\000\001\001\040\000\001\000\000\000\000\000\001\003nas\004home\004arpa\000\000\001\000\001\000\000\051\004\320\000\000\000\000\000\000'
+seed dns_wire_cache a '\000\001\001\000\000\001\000\000\000\000\000\000\003nas\004home\004arpa\000\000\001\000\001'
 seed dns_upstream_answer a '\000\001\201\200\000\001\000\001\000\000\000\000\007example\004test\000\000\001\000\001\300\014\000\001\000\001\000\000\001\054\000\004\300\000\002\007'
 # A DHCPDISCOVER from 02:00:00:00:00:01 asking for options 1, 3, 6, 42, 121.
 seed dhcp_packet discover '\001\001\006\000\000\000\000\001\000\000\200\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\000\002\000\000\000\000\001\000\000\000\000\000\000\000\000\000\000'"$(printf '%0192d' 0 | sed 's/0/\\000/g')"'\143\202\123\143\065\001\001\067\005\001\003\006\052\171\377'
