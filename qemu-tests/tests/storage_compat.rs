@@ -3,6 +3,11 @@
 //! images (metadata 1.2, level, name, one array UUID on every member, clean), then
 //! assembled by plain `mdadm --assemble --scan` in a second guest whose config has no
 //! arrays (so stord does nothing), with the disks hot-plugged; the files match.
+//!
+//! And the other way round, in that second guest: stock `mdadm --create` makes a
+//! RAID1 with an ext4 and a file on two blank disks; once the config names the array
+//! and stord restarts, stord *assembles* it (never re-creates or re-formats) and
+//! mounts it at `/srv/stock` with the file intact.
 
 mod storage_support;
 
@@ -15,6 +20,16 @@ use storage_support::*;
 
 const DISK: u64 = 48 << 20;
 const SERIALS: [&str; 3] = ["C1", "C2", "C3"];
+/// Blank disks of the second boot for the array stock mdadm creates.
+const STOCK: [&str; 2] = ["S1", "S2"];
+
+const STORAGE_STOCK: &str = r#"[storage]
+
+[[storage.arrays]]
+name = "stock"
+level = "raid1"
+members = [{ serial = "S1" }, { serial = "S2" }]
+"#;
 
 const STORAGE: &str = r#"[storage]
 
@@ -99,6 +114,9 @@ fn storage_compat() -> TestResult {
     let mut spec = GuestSpec::new(test_image()?)
         .file("/etc/hearth/config.toml", config("[storage]\n"))
         .memory_mib(384);
+    for s in STOCK {
+        spec = spec.disk(s, DISK);
+    }
     spec.hotplug_ports = 3;
     let mut g = Guest::boot(spec)?;
     g.wait_ready()?;
@@ -110,9 +128,9 @@ fn storage_compat() -> TestResult {
             &format!("hp{i}"),
         )?;
     }
-    g.wait_until("three disks", Duration::from_secs(60), |g| {
+    g.wait_until("five disks", Duration::from_secs(60), |g| {
         let n = g.sh_ok("ls -d /sys/block/vd* | wc -l")?;
-        Ok((n.trim() == "3").then_some(()))
+        Ok((n.trim() == "5").then_some(()))
     })?;
     std::thread::sleep(Duration::from_secs(3));
     let mdstat = g.read_file("/proc/mdstat")?;
@@ -133,5 +151,44 @@ fn storage_compat() -> TestResult {
         "mkdir -p /mnt/compat && mount -o ro /dev/{md} /mnt/compat"
     ))?;
     check_files(&mut g, "/mnt/compat/data", &sums)?;
+
+    // The other direction: stock mdadm creates, stord assembles.
+    let dev = |g: &mut Guest, serial: &str| -> Result<String, hearth_qemu_tests::Error> {
+        let name = g.sh_ok(&format!(
+            "for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = {serial} ] && echo ${{d##*/}}; done; true"
+        ))?;
+        assert!(!name.trim().is_empty(), "no disk with serial {serial}");
+        Ok(format!("/dev/{}", name.trim()))
+    };
+    let (s1, s2) = (dev(&mut g, STOCK[0])?, dev(&mut g, STOCK[1])?);
+    g.sh_ok(&format!(
+        "/sbin/mdadm --create /dev/md100 --run --metadata=1.2 --name=stock --level=1 \
+         --raid-devices=2 {s1} {s2} </dev/null && /sbin/mkfs.ext4 -q /dev/md100 && \
+         mkdir -p /mnt/stock && mount /dev/md100 /mnt/stock && \
+         echo made-by-stock-mdadm > /mnt/stock/marker && umount /mnt/stock && \
+         /sbin/mdadm --stop /dev/md100"
+    ))?;
+    let wrote = g.exec_with(
+        &[BUSYBOX, "sh", "-c", "cat > /etc/hearth/config.toml"],
+        &config(STORAGE_STOCK),
+        Duration::from_secs(10),
+    )?;
+    assert!(wrote.success(), "writing the new config: {wrote:?}");
+    // Any exit makes init start stord again, which then reads the new config.
+    g.sh_ok("kill $(pidof stord)")?;
+    let a = wait_array(
+        &mut g,
+        "stock",
+        "mounted",
+        Duration::from_secs(180),
+        mounted,
+    )?;
+    assert_eq!(a["outcome"]["action"], "assembled", "{a}");
+    assert_eq!(
+        g.read_file("/srv/stock/marker")?.trim(),
+        "made-by-stock-mdadm",
+        "stord re-formatted an array stock mdadm made"
+    );
+    bench("raid1 made by stock mdadm: stord assembled it and mounted /srv/stock");
     Ok(())
 }
