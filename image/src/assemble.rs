@@ -29,10 +29,11 @@ pub const ZSTD_LEVEL: i32 = 9;
 pub const SYSTEM_BUS_PACKAGES: &[&str] = &["dbus-daemon", "dbus-system-bus-common"];
 /// The firewall's `nft` (netd runs in every image).
 pub const NETWORK_PACKAGES: &[&str] = &["nftables"];
-/// `mdadm` and the ext4 tools stord drives when the config has arrays.
-pub const STORAGE_PACKAGES: &[&str] = &["mdadm", "e2fsprogs"];
-/// `mkfs.btrfs`, when an array wants btrfs.
-pub const BTRFS_PACKAGES: &[&str] = &["btrfs-progs"];
+/// `mdadm` and the file system tools stord drives when the config has arrays.
+/// `btrfs-progs` is always fetched (so one lock fits plain and test builds) but only
+/// installed when an array wants btrfs, or in test images, whose scenarios try both
+/// file systems.
+pub const STORAGE_PACKAGES: &[&str] = &["mdadm", "e2fsprogs", "btrfs-progs"];
 /// The shell for `image.debug_shell` and test images.
 pub const SHELL_PACKAGE: &str = "busybox-static";
 
@@ -98,9 +99,6 @@ pub fn package_roots(profile: &ImageProfile) -> Vec<String> {
     if profile.has_arrays {
         roots.extend(STORAGE_PACKAGES.iter().map(|s| s.to_string()));
     }
-    if profile.has_btrfs {
-        roots.extend(BTRFS_PACKAGES.iter().map(|s| s.to_string()));
-    }
     // Always fetched (1 MiB), installed only for `debug_shell` or test images: the
     // lock then fits both kinds of build, and `--test-agent --offline` works from a
     // lock written by a plain build.
@@ -153,7 +151,12 @@ pub fn build(opts: &BuildOptions, progress: &dyn Progress) -> Result<BuildReport
         clock = Instant::now();
     };
 
-    let profile = ImageProfile::load(opts.config.as_deref()).map_err(BuildError::Config)?;
+    let mut profile = ImageProfile::load(opts.config.as_deref()).map_err(BuildError::Config)?;
+    // Test images carry btrfs next to ext4 (tool and module), so a scenario can switch
+    // an array's file system in its config without another image.
+    if opts.test_agent {
+        profile.has_btrfs |= profile.has_arrays;
+    }
     lap("config", &mut steps);
 
     // Nothing that looks finished may survive a failed build.

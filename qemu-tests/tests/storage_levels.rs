@@ -1,7 +1,8 @@
 //! RAID6, RAID1 and RAID10 in one guest (issue 5, scenario 4): stord creates all three
 //! on blank disks; two RAID6 members are hot-removed and the array keeps serving with
 //! every checksum intact; after a reboot all three assemble by themselves (the RAID6
-//! degraded, from the two members left) and every checksum matches.
+//! degraded, from the two members left) and every checksum matches. The RAID1 carries
+//! btrfs (test images ship it next to ext4): made once, mounted again after the reboot.
 
 mod storage_support;
 
@@ -12,6 +13,7 @@ use hearth_qemu_tests::{require_enabled, test_image, Guest, GuestSpec, TestResul
 use storage_support::*;
 
 const DISK: u64 = 48 << 20;
+const BTRFS_DISK: u64 = 128 << 20;
 
 const STORAGE: &str = r#"[storage]
 
@@ -24,6 +26,7 @@ members = [{ serial = "S6A" }, { serial = "S6B" }, { serial = "S6C" }, { serial 
 name = "one"
 level = "raid1"
 members = [{ serial = "S1A" }, { serial = "S1B" }]
+filesystem = "btrfs"
 
 [[storage.arrays]]
 name = "ten"
@@ -47,10 +50,12 @@ fn storage_levels() -> TestResult {
     let mut spec = GuestSpec::new(test_image()?)
         .file("/etc/hearth/config.toml", config(STORAGE))
         .memory_mib(512);
-    for s in [
-        "S6A", "S6B", "S6C", "S6D", "S1A", "S1B", "S10A", "S10B", "S10C", "S10D",
-    ] {
+    for s in ["S6A", "S6B", "S6C", "S6D", "S10A", "S10B", "S10C", "S10D"] {
         spec = spec.disk(s, DISK);
+    }
+    // The RAID1 carries btrfs, whose smallest device is 109 MiB.
+    for s in ["S1A", "S1B"] {
+        spec = spec.disk(s, BTRFS_DISK);
     }
     spec.reboot_exits = false;
     let t0 = Instant::now();
@@ -67,6 +72,22 @@ fn storage_levels() -> TestResult {
         assert_eq!(a["status"]["level"], level, "{a}");
         assert_eq!(a["outcome"]["action"], "created", "{a}");
     }
+    let fs = |g: &mut Guest, mount: &str| -> Result<String, hearth_qemu_tests::Error> {
+        let mounts = g.read_file("/proc/mounts")?;
+        Ok(mounts
+            .lines()
+            .find_map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                (f.get(1) == Some(&mount)).then(|| f[2].to_string())
+            })
+            .unwrap_or_default())
+    };
+    assert_eq!(
+        fs(&mut g, "/srv/one")?,
+        "btrfs",
+        "the RAID1 asked for btrfs"
+    );
+    assert_eq!(fs(&mut g, "/srv/six")?, "ext4", "ext4 is the default");
     all(&mut g, "initial sync done", clean)?;
     let mut sums = Vec::new();
     for (name, _) in ARRAYS {
@@ -118,5 +139,7 @@ fn storage_levels() -> TestResult {
         check_files(&mut g, &format!("/srv/{name}/data"), sums)?;
     }
     g.sh_ok("test -s /srv/six/after-failure")?;
+    // Made once: the btrfs came back with its files, not a fresh one.
+    assert_eq!(fs(&mut g, "/srv/one")?, "btrfs");
     Ok(())
 }
