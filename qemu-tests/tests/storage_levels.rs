@@ -2,7 +2,8 @@
 //! on blank disks; two RAID6 members are hot-removed and the array keeps serving with
 //! every checksum intact; after a reboot all three assemble by themselves (the RAID6
 //! degraded, from the two members left) and every checksum matches. The RAID1 carries
-//! btrfs (test images ship it next to ext4): made once, mounted again after the reboot.
+//! btrfs (test images ship it next to ext4): made once, mounted again after the reboot;
+//! it also has a hot spare that md rebuilds onto when a member is pulled.
 
 mod storage_support;
 
@@ -26,6 +27,7 @@ members = [{ serial = "S6A" }, { serial = "S6B" }, { serial = "S6C" }, { serial 
 name = "one"
 level = "raid1"
 members = [{ serial = "S1A" }, { serial = "S1B" }]
+spares = [{ serial = "S1S" }]
 filesystem = "btrfs"
 
 [[storage.arrays]]
@@ -54,7 +56,7 @@ fn storage_levels() -> TestResult {
         spec = spec.disk(s, DISK);
     }
     // The RAID1 carries btrfs, whose smallest device is 109 MiB.
-    for s in ["S1A", "S1B"] {
+    for s in ["S1A", "S1B", "S1S"] {
         spec = spec.disk(s, BTRFS_DISK);
     }
     spec.reboot_exits = false;
@@ -121,6 +123,38 @@ fn storage_levels() -> TestResult {
     g.sh_ok(&format!(
         "{BUSYBOX} head -c 65536 /dev/urandom > /srv/six/after-failure && sync"
     ))?;
+
+    // The RAID1 loses a member and rebuilds onto its hot spare by itself.
+    let spare = g.sh_ok(
+        "for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = S1S ] && echo ${d##*/}; done; true",
+    )?;
+    let spare = spare.trim().to_string();
+    assert!(!spare.is_empty(), "no disk with serial S1S");
+    let in_slot = |a: &serde_json::Value| {
+        a["status"]["members"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|m| m["device"] == spare.as_str() && !m["slot"].is_null())
+        })
+    };
+    assert!(
+        !in_slot(&array(&status(&mut g).expect("status"), "one")),
+        "spare in a slot already"
+    );
+    let removed = Instant::now();
+    hot_remove(&mut g, "S1A")?;
+    let a = wait_array(
+        &mut g,
+        "one",
+        "rebuilt onto the spare",
+        Duration::from_secs(300),
+        |a| clean(a) && degraded(a) == 0 && in_slot(a),
+    )?;
+    bench(&format!(
+        "raid1 member removal→rebuilt onto hot spare {:.1} s",
+        secs(removed)
+    ));
+    assert!(mounted(&a), "{a}");
+    check_files(&mut g, "/srv/one/data", &sums[1])?;
 
     // Reboot: all three assemble, the RAID6 from its two remaining members.
     let _ = g.exec_with(&[BUSYBOX, "reboot"], "", Duration::from_secs(5));
