@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use hearth_qemu_tests::{require_enabled, test_image, Guest, GuestSpec, TestResult};
-use netns_support::{enter, hub, netns, PRELUDE};
+use netns_support::{enter, hub, netns, router_config, PRELUDE};
 
 mod netns_support;
 
@@ -26,48 +26,28 @@ const CLIENT_MAC: &str = "52:54:00:00:04:02";
 
 /// The appliance config of this boot (replaces the image's).
 fn config() -> String {
-    format!(
-        r#"version = 1
-[system]
-hostname = "dns-test"
-
-[network]
-interfaces = [
-  {{ mac = "{WAN_MAC}", role = "wan" }},
-  {{ mac = "{LAN_MAC}", role = "lan" }},
-]
-[network.wan]
-mode = "static"
-address = "203.0.113.2/24"
-gateway = "203.0.113.1"
-dns = ["203.0.113.1"]
-[network.lan]
-address = "192.168.1.1/24"
-
-[[network.segments]]
-name = "media"
-vlan = 10
-subnet = "10.10.10.0/24"
-gateway = "10.10.10.1"
-
+    let mut config = router_config("dns-test", WAN_MAC, LAN_MAC);
+    config.push_str(
+        r#"
 [network.firewall]
 allow = [
-  {{ zone = "lan", services = ["dns", "dhcp", "ping"] }},
-  {{ zone = "media", services = ["dns", "dhcp", "ping"] }},
+  { zone = "lan", services = ["dns", "dhcp", "ping"] },
+  { zone = "media", services = ["dns", "dhcp", "ping"] },
 ]
 
 [dns]
 domain = "home.arpa"
-records = [ {{ name = "nas", type = "A", value = "192.168.1.10" }} ]
+records = [ { name = "nas", type = "A", value = "192.168.1.10" } ]
 
 [dhcp]
 ntp_servers = ["10.10.10.1"]
 pools = [
-  {{ segment = "lan", range_start = "192.168.1.100", range_end = "192.168.1.200" }},
-  {{ segment = "media", range_start = "10.10.10.100", range_end = "10.10.10.200", lease_time = "10m" }},
+  { segment = "lan", range_start = "192.168.1.100", range_end = "192.168.1.200" },
+  { segment = "media", range_start = "10.10.10.100", range_end = "10.10.10.200", lease_time = "10m" },
 ]
-"#
-    )
+"#,
+    );
+    config
 }
 
 /// The udhcpc hook: records every event with the options udhcpc read, and

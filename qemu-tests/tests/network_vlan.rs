@@ -19,7 +19,7 @@
 //! control showing its listener answers.
 
 use hearth_qemu_tests::{require_enabled, test_image, Guest, GuestSpec, TestResult};
-use netns_support::{connect, enter, hub, netns, PRELUDE};
+use netns_support::{connect, enter, hub, netns, router_config, PRELUDE};
 
 mod netns_support;
 
@@ -31,30 +31,9 @@ const MGMT_MAC: &str = "52:54:00:00:02:03";
 
 /// The appliance config of this boot (replaces the image's).
 fn config() -> String {
-    format!(
-        r#"version = 1
-[system]
-hostname = "vlan-test"
-
-[network]
-interfaces = [
-  {{ mac = "{WAN_MAC}", role = "wan" }},
-  {{ mac = "{LAN_MAC}", role = "lan" }},
-]
-[network.wan]
-mode = "static"
-address = "203.0.113.2/24"
-gateway = "203.0.113.1"
-dns = ["203.0.113.1"]
-[network.lan]
-address = "192.168.1.1/24"
-
-[[network.segments]]
-name = "media"
-vlan = 10
-subnet = "10.10.10.0/24"
-gateway = "10.10.10.1"
-
+    let mut config = router_config("vlan-test", WAN_MAC, LAN_MAC);
+    config.push_str(
+        r#"
 [[network.segments]]
 name = "management"
 vlan = 99
@@ -63,17 +42,18 @@ gateway = "10.10.99.1"
 
 [network.firewall]
 forward = [
-  {{ from = "lan", to = "wan", action = "accept" }},
-  {{ from = "media", to = "wan", action = "accept" }},
-  {{ from = "management", to = "wan", action = "accept" }},
-  {{ from = "management", to = "media", action = "accept" }},
+  { from = "lan", to = "wan", action = "accept" },
+  { from = "media", to = "wan", action = "accept" },
+  { from = "management", to = "wan", action = "accept" },
+  { from = "management", to = "media", action = "accept" },
 ]
 allow = [
-  {{ zone = "media", services = ["dns", "dhcp", "ping"] }},
-  {{ zone = "management", services = ["dns", "dhcp", "http-admin", "ping"] }},
+  { zone = "media", services = ["dns", "dhcp", "ping"] },
+  { zone = "management", services = ["dns", "dhcp", "http-admin", "ping"] },
 ]
-"#
-    )
+"#,
+    );
+    config
 }
 
 #[test]

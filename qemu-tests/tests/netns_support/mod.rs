@@ -16,6 +16,38 @@ pub fn hub(id: &str, hubid: u32, mac: &str) -> Nic {
     }
 }
 
+/// The head of a router config both network scenarios share: `hostname`, the WAN
+/// (static 203.0.113.2/24 behind 203.0.113.1, the "internet" namespace) and LAN NICs
+/// matched by MAC, the LAN bridge at 192.168.1.1/24 and the `media` segment (VLAN 10,
+/// 10.10.10.0/24). Each scenario appends its other segments and sections.
+pub fn router_config(hostname: &str, wan_mac: &str, lan_mac: &str) -> String {
+    format!(
+        r#"version = 1
+[system]
+hostname = "{hostname}"
+
+[network]
+interfaces = [
+  {{ mac = "{wan_mac}", role = "wan" }},
+  {{ mac = "{lan_mac}", role = "lan" }},
+]
+[network.wan]
+mode = "static"
+address = "203.0.113.2/24"
+gateway = "203.0.113.1"
+dns = ["203.0.113.1"]
+[network.lan]
+address = "192.168.1.1/24"
+
+[[network.segments]]
+name = "media"
+vlan = 10
+subnet = "10.10.10.0/24"
+gateway = "10.10.10.1"
+"#
+    )
+}
+
 /// Shell prelude: `PATH`, and `dev MAC` printing the interface with that MAC.
 pub const PRELUDE: &str = "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
 dev() { for d in /sys/class/net/*; do [ \"$(cat $d/address)\" = \"$1\" ] && basename $d; done; true; }\n";

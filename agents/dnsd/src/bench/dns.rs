@@ -113,6 +113,28 @@ fn answers(server: &str) -> bool {
 }
 
 /// Run the benchmark and print the table.
+/// dnsd on `listen`:PORT, forwarding to the bench's upstream, logging warnings only.
+fn spawn_dnsd(
+    config: &std::path::Path,
+    state: &std::path::Path,
+    listen: &str,
+    log: &std::path::Path,
+) -> Result<Proc, BenchError> {
+    Proc::spawn(
+        "dnsd",
+        Command::new(dnsd_exe())
+            .arg("--config")
+            .arg(config)
+            .arg("--state-dir")
+            .arg(state)
+            .args(["--dns-listen", &format!("{listen}:{PORT}")])
+            .args(["--upstream", &format!("{UPSTREAM}:{PORT}")])
+            .args(["--wan-lease", "/nonexistent"])
+            .env("HEARTH_LOG", "warn"),
+        log,
+    )
+}
+
 pub fn run(a: &DnsArgs) -> Result<(), BenchError> {
     let dir = Scratch::new()?;
     let names: String = (0..a.names)
@@ -160,19 +182,7 @@ pub fn run(a: &DnsArgs) -> Result<(), BenchError> {
          max_bytes = \"1GiB\"\n",
     )?;
     let dnsd_log = dir.join("dnsd.log");
-    let mut dnsd = Proc::spawn(
-        "dnsd",
-        Command::new(dnsd_exe())
-            .arg("--config")
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .args(["--dns-listen", &format!("{DNSD}:{PORT}")])
-            .args(["--upstream", &format!("{UPSTREAM}:{PORT}")])
-            .args(["--wan-lease", "/nonexistent"])
-            .env("HEARTH_LOG", "warn"),
-        &dnsd_log,
-    )?;
+    let mut dnsd = spawn_dnsd(&config, &dir.join("state"), DNSD, &dnsd_log)?;
     for s in [UPSTREAM, DNSMASQ, DNSD] {
         wait(&format!("DNS on {s}:{PORT}"), 10, || answers(s))?;
     }
@@ -261,19 +271,7 @@ pub fn run(a: &DnsArgs) -> Result<(), BenchError> {
     // Memory: a fresh dnsd (so the arenas the load runs grew do not hide it), RSS
     // before and after caching `memory_records` names.
     let mem_log = dir.join("dnsd-memory.log");
-    let mut fresh = Proc::spawn(
-        "dnsd",
-        Command::new(dnsd_exe())
-            .arg("--config")
-            .arg(&config)
-            .arg("--state-dir")
-            .arg(dir.join("state-memory"))
-            .args(["--dns-listen", &format!("{DNSD_MEMORY}:{PORT}")])
-            .args(["--upstream", &format!("{UPSTREAM}:{PORT}")])
-            .args(["--wan-lease", "/nonexistent"])
-            .env("HEARTH_LOG", "warn"),
-        &mem_log,
-    )?;
+    let mut fresh = spawn_dnsd(&config, &dir.join("state-memory"), DNSD_MEMORY, &mem_log)?;
     wait(&format!("DNS on {DNSD_MEMORY}:{PORT}"), 10, || {
         answers(DNSD_MEMORY)
     })?;
