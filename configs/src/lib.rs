@@ -56,7 +56,7 @@ pub use section::image::{Image, ImageFormat};
 pub use section::monitoring::{Monitoring, Rule, Target};
 pub use section::network::{
     Action, Firewall, ForwardRule, Interface, Lan, Network, PortForward, Protocol, Role, Segment,
-    Service, Wan, ZoneAllow,
+    Service, StaticRoute, Wan, ZoneAllow,
 };
 pub use section::services::{
     Backup, BackupJob, Export, LibraryDir, Media, Nfs, Retention, Services, Share, Smb,

@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, OWNER_ALIAS};
+use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, Route, OWNER_ALIAS, RTPROT_HEARTH};
 
 type FailRule = Box<dyn Fn(&LinkWrite) -> bool + Send>;
 
@@ -16,6 +16,9 @@ pub struct FakeLinks {
     pub links: Vec<LinkState>,
     /// Current default route gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// The main table's other routes as (route, protocol); netd's carry
+    /// [`RTPROT_HEARTH`], anything else is someone else's.
+    pub routes: Vec<(Route, u8)>,
     /// Every write that succeeded, in order.
     pub writes: Vec<LinkWrite>,
     fail: Vec<FailRule>,
@@ -182,6 +185,25 @@ impl FakeLinks {
                 }
             }
             LinkWrite::SetDefaultRoute { gateway } => self.gateway = *gateway,
+            LinkWrite::AddRoute { route } => {
+                // Like the kernel without NLM_F_REPLACE: one route per destination.
+                if self
+                    .routes
+                    .iter()
+                    .any(|(r, _)| r.destination == route.destination)
+                {
+                    return Err(Self::refuse(w, "File exists"));
+                }
+                self.routes.push((*route, RTPROT_HEARTH));
+            }
+            LinkWrite::DelRoute { route } => {
+                // The kernel matches the protocol too: only netd's route goes.
+                let before = self.routes.len();
+                self.routes.retain(|e| *e != (*route, RTPROT_HEARTH));
+                if self.routes.len() == before {
+                    return Err(Self::refuse(w, "No such process"));
+                }
+            }
         }
         Ok(())
     }
@@ -194,6 +216,13 @@ impl LinkOps for FakeLinks {
 
     fn default_route(&mut self) -> Result<Option<Ipv4Addr>, LinkError> {
         Ok(self.gateway)
+    }
+
+    fn owned_routes(&mut self) -> Result<Vec<Route>, LinkError> {
+        Ok((self.routes.iter())
+            .filter(|(_, proto)| *proto == RTPROT_HEARTH)
+            .map(|(r, _)| *r)
+            .collect())
     }
 
     fn write(&mut self, write: &LinkWrite) -> Result<(), LinkError> {

@@ -1,6 +1,7 @@
 //! `netd`: turns the `network` section of the appliance config into kernel state —
 //! NICs, the LAN bridge, one 802.1Q VLAN per segment, addresses, the default route,
-//! router sysctls, and the zone firewall with NAT — and keeps it there.
+//! static routes (owned through the route protocol [`link::RTPROT_HEARTH`]), router
+//! sysctls, and the zone firewall with NAT — and keeps it there.
 //!
 //! One apply, in order:
 //! 1. **Read** the kernel's links ([`link::LinkOps::links`]).
@@ -314,5 +315,7 @@ pub fn converge(
 
 pub use hearth_agent::error_chain;
 
+#[cfg(test)]
+mod route_tests;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,5 @@
-//! The netlink boundary: what netd reads and writes about links, addresses and the
-//! default route, as one narrow trait ([`LinkOps`]).
+//! The netlink boundary: what netd reads and writes about links, addresses, the
+//! default route and the config's static routes, as one narrow trait ([`LinkOps`]).
 //!
 //! Everything above this trait (planning, diffing, rollback) is plain data and is
 //! unit-tested against [`crate::fake::FakeLinks`]; the real implementation lives in
@@ -14,6 +14,28 @@ use ipnet::Ipv4Net;
 /// Written as the interface alias (`ip link set X alias ...`) of every link netd
 /// creates. Links without it are never modified in ways that create or destroy them.
 pub const OWNER_ALIAS: &str = "hearth-netd";
+
+/// The route protocol (`rtm_protocol`, `ip route ... proto 242`) of every static
+/// route netd installs. It marks ownership the way [`OWNER_ALIAS`] does for links:
+/// netd only ever deletes routes carrying it, and only reads those back, so routes
+/// someone else added (`proto static`, `boot`, a routing daemon) are never touched.
+/// 242 is outside the numbers linux/rtnetlink.h and iproute2's `rt_protos` assign.
+pub const RTPROT_HEARTH: u8 = 0xF2;
+
+/// A static IPv4 route of the main table, owned by netd (see [`RTPROT_HEARTH`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The network it leads to.
+    pub destination: Ipv4Net,
+    /// The next hop.
+    pub gateway: Ipv4Addr,
+}
+
+impl fmt::Display for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} via {}", self.destination, self.gateway)
+    }
+}
 
 /// What the kernel says about one link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +117,11 @@ pub enum LinkWrite {
     DelAddress { link: String, address: Ipv4Net },
     /// Replace (or with `None` remove) the main table's IPv4 default route.
     SetDefaultRoute { gateway: Option<Ipv4Addr> },
+    /// Add a static route with protocol [`RTPROT_HEARTH`] (fails if the destination
+    /// already has a route).
+    AddRoute { route: Route },
+    /// Delete the static route with protocol [`RTPROT_HEARTH`].
+    DelRoute { route: Route },
 }
 
 impl fmt::Display for LinkWrite {
@@ -119,6 +146,8 @@ impl fmt::Display for LinkWrite {
             }
             Self::SetDefaultRoute { gateway: Some(g) } => write!(f, "default route via {g}"),
             Self::SetDefaultRoute { gateway: None } => write!(f, "delete default route"),
+            Self::AddRoute { route } => write!(f, "add route {route}"),
+            Self::DelRoute { route } => write!(f, "delete route {route}"),
         }
     }
 }
@@ -149,6 +178,8 @@ pub trait LinkOps {
     fn links(&mut self) -> Result<Vec<LinkState>, LinkError>;
     /// The gateway of the main table's IPv4 default route, if there is one.
     fn default_route(&mut self) -> Result<Option<Ipv4Addr>, LinkError>;
+    /// The main table's IPv4 routes with protocol [`RTPROT_HEARTH`].
+    fn owned_routes(&mut self) -> Result<Vec<Route>, LinkError>;
     /// Perform one write.
     fn write(&mut self, write: &LinkWrite) -> Result<(), LinkError>;
 }

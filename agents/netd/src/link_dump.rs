@@ -9,7 +9,8 @@
 //! attributes. This module sends the `RTM_GETLINK` (without statistics,
 //! `RTEXT_FILTER_SKIP_STATS`) and `RTM_GETADDR` (IPv4) dumps on one blocking socket
 //! and walks the attributes in place; the same for `RTM_GETROUTE` (IPv4), of which
-//! only the main table's default route matters. Writes still go through rtnetlink
+//! only the main table's default route and netd's own static routes (protocol
+//! [`RTPROT_HEARTH`]) matter. Writes still go through rtnetlink
 //! ([`crate::netlink`]); only the reads are done here.
 //!
 //! A dump the kernel marks interrupted (`NLM_F_DUMP_INTR`: the table changed while it
@@ -29,7 +30,7 @@ use nix::sys::socket::{
     SockType,
 };
 
-use crate::link::{LinkError, LinkState};
+use crate::link::{LinkError, LinkState, Route, RTPROT_HEARTH};
 
 const NLMSG_HDRLEN: usize = 16;
 const NLMSG_ERROR: u16 = 2;
@@ -44,6 +45,7 @@ const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const RTMSG_LEN: usize = 12;
+const RTA_DST: u16 = 1;
 const RTA_GATEWAY: u16 = 5;
 const RTA_TABLE: u16 = 15;
 const RT_TABLE_MAIN: u32 = 254;
@@ -195,6 +197,31 @@ fn parse_default_route(body: &[u8]) -> Option<Ipv4Addr> {
     (table == RT_TABLE_MAIN).then_some(gateway)?
 }
 
+/// One IPv4 route message's body: the route when it is one of netd's (protocol
+/// [`RTPROT_HEARTH`]) in the main table, with a gateway.
+fn parse_owned_route(body: &[u8]) -> Option<Route> {
+    if *body.first()? != AF_INET || *body.get(5)? != RTPROT_HEARTH {
+        return None;
+    }
+    let prefix = *body.get(1)?;
+    let mut table = u32::from(*body.get(4)?);
+    let mut dst = Ipv4Addr::UNSPECIFIED;
+    let mut gateway = None;
+    for (kind, p) in attrs(body.get(RTMSG_LEN..)?) {
+        match kind {
+            RTA_TABLE => table = u32_attr(p).unwrap_or(table),
+            RTA_DST => dst = <[u8; 4]>::try_from(p).ok().map(Ipv4Addr::from)?,
+            RTA_GATEWAY => gateway = <[u8; 4]>::try_from(p).ok().map(Ipv4Addr::from),
+            _ => {}
+        }
+    }
+    (table == RT_TABLE_MAIN).then_some(())?;
+    Some(Route {
+        destination: Ipv4Net::new(dst, prefix).ok()?,
+        gateway: gateway?,
+    })
+}
+
 /// Turn the index strings [`parse_link`] left in `master` and `vlan` into names.
 fn resolve_names(links: &mut [LinkState]) {
     let names: HashMap<String, String> = links
@@ -277,6 +304,17 @@ impl Dumper {
             gateway = gateway.or_else(|| parse_default_route(body));
         })?;
         Ok(gateway)
+    }
+
+    /// The main table's IPv4 routes with protocol [`RTPROT_HEARTH`].
+    pub fn owned_routes(&mut self) -> Result<Vec<Route>, LinkError> {
+        let mut req = vec![0u8; RTMSG_LEN];
+        req[0] = AF_INET;
+        let mut routes = Vec::new();
+        self.dump("routes", RTM_GETROUTE, &req, RTM_NEWROUTE, |body| {
+            routes.extend(parse_owned_route(body));
+        })?;
+        Ok(routes)
     }
 
     /// Run one dump and call `each` with the body of every `reply` message, once the
@@ -450,5 +488,27 @@ mod tests {
         let mut not_default = body.clone();
         not_default[1] = 24;
         assert_eq!(parse_default_route(&not_default), None);
+    }
+
+    #[test]
+    fn finds_only_netds_own_routes() {
+        // rtmsg: AF_INET, dst_len 24, src_len, tos, table main, proto hearth, ...
+        let mut body = vec![AF_INET, 24, 0, 0, 254, RTPROT_HEARTH, 0, 1, 0, 0, 0, 0];
+        body.extend(attr(RTA_TABLE, &254u32.to_ne_bytes()));
+        body.extend(attr(RTA_DST, &[192, 168, 50, 0]));
+        body.extend(attr(RTA_GATEWAY, &[192, 168, 1, 2]));
+        assert_eq!(
+            parse_owned_route(&body),
+            Some(Route {
+                destination: "192.168.50.0/24".parse().unwrap(),
+                gateway: Ipv4Addr::new(192, 168, 1, 2),
+            })
+        );
+        let mut foreign = body.clone();
+        foreign[5] = 4; // RTPROT_STATIC: someone else's
+        assert_eq!(parse_owned_route(&foreign), None);
+        let mut other_table = body.clone();
+        other_table[12 + 4..12 + 8].copy_from_slice(&100u32.to_ne_bytes());
+        assert_eq!(parse_owned_route(&other_table), None);
     }
 }

@@ -23,10 +23,11 @@ use futures::TryStreamExt;
 use ipnet::Ipv4Net;
 use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::link::{LinkExtentMask, LinkMessage};
+use rtnetlink::packet_route::route::RouteProtocol;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, LinkVlan, RouteMessageBuilder};
 
-use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, OWNER_ALIAS};
+use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, Route, OWNER_ALIAS, RTPROT_HEARTH};
 use crate::link_dump::Dumper;
 
 /// rtnetlink in the caller's network namespace.
@@ -180,6 +181,15 @@ impl Netlink {
     }
 }
 
+/// The main-table message for one of netd's static routes.
+fn static_route(r: &Route) -> rtnetlink::packet_route::route::RouteMessage {
+    RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(r.destination.addr(), r.destination.prefix_len())
+        .gateway(r.gateway)
+        .protocol(RouteProtocol::from(RTPROT_HEARTH))
+        .build()
+}
+
 fn refused(write: &LinkWrite, e: rtnetlink::Error) -> LinkError {
     LinkError::Refused {
         write: write.clone(),
@@ -196,6 +206,10 @@ impl LinkOps for Netlink {
 
     fn default_route(&mut self) -> Result<Option<Ipv4Addr>, LinkError> {
         self.dumper.default_route()
+    }
+
+    fn owned_routes(&mut self) -> Result<Vec<Route>, LinkError> {
+        self.dumper.owned_routes()
     }
 
     fn write(&mut self, w: &LinkWrite) -> Result<(), LinkError> {
@@ -290,6 +304,22 @@ impl Netlink {
                             .map_err(|e| refused(w, e))
                     }
                 }
+            }
+            LinkWrite::AddRoute { route } => {
+                // No NLM_F_REPLACE: a destination someone else routes stays theirs.
+                let msg = static_route(route);
+                let h = self.handle.clone();
+                self.rt
+                    .block_on(async move { h.route().add(msg).execute().await })
+                    .map_err(|e| refused(w, e))
+            }
+            LinkWrite::DelRoute { route } => {
+                // The kernel matches rtm_protocol when it is set: only netd's route.
+                let msg = static_route(route);
+                let h = self.handle.clone();
+                self.rt
+                    .block_on(async move { h.route().del(msg).execute().await })
+                    .map_err(|e| refused(w, e))
             }
         }
     }

@@ -21,7 +21,7 @@ use std::net::Ipv4Addr;
 use hearth_config::{Cidr, Network, Role, Wan};
 use ipnet::Ipv4Net;
 
-use crate::link::{fmt_mac, LinkState};
+use crate::link::{fmt_mac, LinkState, Route};
 
 /// One sysctl netd sets, as (key below `/proc/sys`, value).
 pub type Sysctl = (&'static str, &'static str);
@@ -110,6 +110,9 @@ pub struct Plan {
     pub vlans: Vec<VlanPlan>,
     /// `wan` (when there is one), `lan`, then the segments, in config order.
     pub zones: Vec<Zone>,
+    /// The config's static routes (`network.routes`), in config order. While the WAN's
+    /// NIC is missing, routes through the static WAN's network are left out.
+    pub routes: Vec<Route>,
     /// NICs the config needs that do not exist yet (only with [`Missing::Defer`]).
     pub waiting: Vec<PlanProblem>,
 }
@@ -287,6 +290,19 @@ pub fn resolve(net: &Network, links: &[LinkState], missing: Missing) -> Result<P
             ),
         }
     }
+    let mut routes = Vec::new();
+    for (i, r) in net.routes.iter().enumerate() {
+        match v4net(&r.destination) {
+            Some(destination) => routes.push(Route {
+                destination: destination.trunc(),
+                gateway: r.gateway,
+            }),
+            None => problem(
+                format!("network.routes[{i}].destination"),
+                "route destinations must be IPv4".into(),
+            ),
+        }
+    }
     let waiting = match missing {
         Missing::Reject => {
             problems.extend(absent_nics);
@@ -304,6 +320,10 @@ pub fn resolve(net: &Network, links: &[LinkState], missing: Missing) -> Result<P
         return Err(PlanError(problems));
     };
 
+    if wan.is_none() {
+        // Their gateway is unreachable until the WAN is up (the kernel would refuse).
+        routes.retain(|r| !address.is_some_and(|a| a.contains(&r.gateway)));
+    }
     let wan = wan.map(|(name, mtu)| WanPlan {
         name,
         mtu,
@@ -335,6 +355,7 @@ pub fn resolve(net: &Network, links: &[LinkState], missing: Missing) -> Result<P
         ports,
         vlans,
         zones,
+        routes,
         waiting,
     })
 }
@@ -376,6 +397,9 @@ impl fmt::Display for Plan {
                 "vlan {} id {} on {} up address {} zone {}",
                 v.name, v.id, self.bridge, v.address, v.zone
             )?;
+        }
+        for r in &self.routes {
+            writeln!(f, "route {r}")?;
         }
         for (key, value) in SYSCTLS {
             writeln!(f, "sysctl {}={value}", key.replace('/', "."))?;

@@ -8,7 +8,10 @@
 //! Ownership: links netd creates carry the alias [`crate::link::OWNER_ALIAS`]. Only those are ever
 //! deleted or have stray addresses removed; a link with a wanted name that netd does
 //! not own is a conflict and is left alone. NICs are only configured (master, MTU, up,
-//! addresses the config names), never created or deleted.
+//! addresses the config names), never created or deleted. Static routes netd adds
+//! carry the route protocol [`crate::link::RTPROT_HEARTH`]; only those are read back,
+//! changed or removed, and a destination someone else already routes is a failed
+//! step (the add is refused), never overwritten.
 //!
 //! Failure: when a step fails, the remaining steps of its object (and of objects that
 //! need it, e.g. VLANs on a bridge that could not be created) are skipped, other
@@ -19,7 +22,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use crate::link::{LinkError, LinkOps, LinkState, LinkWrite};
+use crate::link::{LinkError, LinkOps, LinkState, LinkWrite, Route};
 use crate::plan::Plan;
 
 /// What happened to one object.
@@ -122,13 +125,77 @@ pub fn reconcile_from(
     plan: &Plan,
     links: &[LinkState],
 ) -> Result<LinkReport, ReconcileError> {
-    let gateway = ops.default_route().map_err(|e| ReconcileError {
+    let read_failed = |e| ReconcileError {
         errors: vec![e],
         rollback: Vec::new(),
         undone: 0,
-    })?;
-    let groups = diff(plan, links, gateway)?;
+    };
+    let gateway = ops.default_route().map_err(read_failed)?;
+    let routes = ops.owned_routes().map_err(read_failed)?;
+    let mut groups = diff(plan, links, gateway)?;
+    // Routes go after the links they need exist and before stale links are deleted
+    // (which would take routes through them along).
+    let first_removal = (groups.iter())
+        .position(|g| g.change == Change::Removed)
+        .unwrap_or(groups.len());
+    let removals = groups.split_off(first_removal);
+    groups.extend(diff_routes(plan, &routes));
+    groups.extend(removals);
     run(ops, links, gateway, groups)
+}
+
+/// The steps that take netd's routes (`owned`) to the plan's. A route is needed by
+/// the object whose network holds its gateway, so a failed bridge skips its routes.
+fn diff_routes(plan: &Plan, owned: &[Route]) -> Vec<Group> {
+    let mut groups = Vec::new();
+    let connected = |gw: Ipv4Addr| -> Vec<String> {
+        let mut needs = Vec::new();
+        if plan.bridge_address.contains(&gw) {
+            needs.push(format!("bridge {}", plan.bridge));
+        }
+        for v in plan.vlans.iter().filter(|v| v.address.contains(&gw)) {
+            needs.push(format!("vlan {}", v.name));
+        }
+        if let Some(w) = plan
+            .wan
+            .as_ref()
+            .filter(|w| w.address.is_some_and(|a| a.contains(&gw)))
+        {
+            needs.push(format!("wan {}", w.name));
+        }
+        needs
+    };
+    for r in &plan.routes {
+        let have = owned.iter().find(|o| o.destination == r.destination);
+        let (change, writes) = match have {
+            Some(h) if h == r => (Change::Unchanged, Vec::new()),
+            Some(h) => (
+                Change::Changed,
+                vec![
+                    LinkWrite::DelRoute { route: *h },
+                    LinkWrite::AddRoute { route: *r },
+                ],
+            ),
+            None => (Change::Created, vec![LinkWrite::AddRoute { route: *r }]),
+        };
+        groups.push(Group {
+            object: format!("route {}", r.destination),
+            needs: connected(r.gateway),
+            change,
+            writes,
+        });
+    }
+    for o in owned {
+        if !plan.routes.iter().any(|r| r.destination == o.destination) {
+            groups.push(Group {
+                object: format!("route {}", o.destination),
+                needs: Vec::new(),
+                change: Change::Removed,
+                writes: vec![LinkWrite::DelRoute { route: *o }],
+            });
+        }
+    }
+    groups
 }
 
 fn find<'a>(links: &'a [LinkState], name: &str) -> Option<&'a LinkState> {
@@ -406,6 +473,8 @@ fn inverse(w: &LinkWrite, before: &[LinkState], gateway: Option<Ipv4Addr>) -> Ve
             address: *address,
         }],
         LinkWrite::SetDefaultRoute { .. } => vec![LinkWrite::SetDefaultRoute { gateway }],
+        LinkWrite::AddRoute { route } => vec![LinkWrite::DelRoute { route: *route }],
+        LinkWrite::DelRoute { route } => vec![LinkWrite::AddRoute { route: *route }],
     }
 }
 

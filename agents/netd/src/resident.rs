@@ -1,10 +1,10 @@
 //! What the resident daemon remembers between applies, so that a re-apply that finds
 //! nothing to do costs almost nothing.
 //!
-//! A full apply ([`crate::apply_with`]) reads every link, address and the default
-//! route, parses the config, plans and generates the ruleset. Under QEMU TCG that is
-//! tens of milliseconds for 40 links and ~500 rules, and the daemon re-applies on
-//! every SIGHUP. But the daemon is subscribed to link, IPv4 address and IPv4 route
+//! A full apply ([`crate::apply_with`]) reads every link, address, the default
+//! route and netd's static routes, parses the config, plans and generates the
+//! ruleset. Under QEMU TCG that is tens of milliseconds for 40 links and ~500 rules,
+//! and the daemon re-applies on every SIGHUP. But the daemon is subscribed to link, IPv4 address and IPv4 route
 //! notifications ([`crate::events`]) — everything the plan and the link diff read —
 //! so it *knows* whether the kernel changed since its last full read. [`Resident`]
 //! keeps, after each successful apply, the config file's bytes, the ruleset's digest

@@ -809,3 +809,75 @@ fn resident_quick_pass_and_hand_changes_are_repaired() {
         settle(&mut res, &mut nl, &mut apply);
     });
 }
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn static_routes_carry_netds_protocol_and_foreign_routes_survive() {
+    let lab = lab();
+    let r = &lab.router;
+    let with_routes = |routes: &str| {
+        ROUTER.replace(
+            "[network.wan]\n",
+            &format!("routes = [{routes}]\n[network.wan]\n"),
+        )
+    };
+    let lan_route = r#"{ destination = "192.168.50.0/24", gateway = "192.168.1.2" }"#;
+    let wan_route = r#"{ destination = "198.51.100.0/24", gateway = "203.0.113.1" }"#;
+    let both = with_routes(&format!("{lan_route}, {wan_route}"));
+
+    let first = apply_in(r, &both).expect("apply with routes");
+    assert!(
+        first
+            .links
+            .objects
+            .contains(&("route 192.168.50.0/24".into(), Change::Created)),
+        "{first}"
+    );
+    let (ok, ours) = r.exec(&["ip", "route", "show", "proto", "242"]);
+    assert!(ok, "{ours}");
+    assert!(
+        ours.contains("192.168.50.0/24 via 192.168.1.2 dev br-lan"),
+        "{ours}"
+    );
+    assert!(
+        ours.contains("198.51.100.0/24 via 203.0.113.1 dev wan0"),
+        "{ours}"
+    );
+
+    // Someone else's route in the same (main) table.
+    r.ip(&[
+        "route",
+        "add",
+        "10.99.0.0/16",
+        "via",
+        "203.0.113.1",
+        "proto",
+        "static",
+    ]);
+    let second = apply_in(r, &both).expect("reapply");
+    assert!(second.unchanged(), "second apply wrote: {second:?}");
+
+    // Drop the LAN route from the config: only it goes.
+    let third = apply_in(r, &with_routes(wan_route)).expect("apply without the LAN route");
+    assert!(
+        third
+            .links
+            .objects
+            .contains(&("route 192.168.50.0/24".into(), Change::Removed)),
+        "{third}"
+    );
+    let (_, ours) = r.exec(&["ip", "route", "show", "proto", "242"]);
+    assert!(!ours.contains("192.168.50.0/24"), "{ours}");
+    assert!(ours.contains("198.51.100.0/24"), "{ours}");
+
+    // No routes at all: netd's are gone, the foreign one and the default route stay.
+    apply_in(r, ROUTER).expect("apply without routes");
+    let (_, ours) = r.exec(&["ip", "route", "show", "proto", "242"]);
+    assert_eq!(ours.trim(), "", "netd's routes removed");
+    let (_, all) = r.exec(&["ip", "route", "show"]);
+    assert!(
+        all.contains("10.99.0.0/16 via 203.0.113.1 dev wan0 proto static"),
+        "{all}"
+    );
+    assert!(all.contains("default via 203.0.113.1 dev wan0"), "{all}");
+}

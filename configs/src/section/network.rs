@@ -34,6 +34,21 @@ pub struct Network {
     /// Zone policy.
     #[serde(default)]
     pub firewall: Firewall,
+    /// Static routes to networks behind another router on a directly connected
+    /// network. The default route belongs to `network.wan`.
+    #[serde(default)]
+    pub routes: Vec<StaticRoute>,
+}
+
+/// `[[network.routes]]`: traffic for `destination` goes via `gateway`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaticRoute {
+    /// The IPv4 network reached through the gateway, e.g. `192.168.50.0/24`.
+    pub destination: Cidr,
+    /// The next hop, inside the LAN network, a segment subnet or the static WAN's
+    /// network.
+    pub gateway: Ipv4Addr,
 }
 
 /// `[[network.interfaces]]`: a NIC, matched by name and/or MAC.
@@ -329,6 +344,53 @@ pub(crate) fn check(cfg: &Config, out: &mut Findings) {
     check_interfaces(net, out);
     check_addresses(net, out);
     check_firewall(net, out);
+    check_routes(net, out);
+}
+
+/// Destinations are unique IPv4 network addresses other than the default route;
+/// gateways sit in a directly connected network (the kernel refuses others).
+fn check_routes(net: &Network, out: &mut Findings) {
+    let at = |i: usize| path("network.routes").at(i);
+    let mut connected = net.inside_networks();
+    if let Wan::Static { address, .. } = &net.wan {
+        connected.push(("wan", address.trunc()));
+    }
+    out.duplicates(
+        (net.routes.iter().enumerate())
+            .map(|(i, r)| (at(i).key("destination"), r.destination.trunc())),
+        |d| format!("a route to {d} is already listed"),
+    );
+    for (i, r) in net.routes.iter().enumerate() {
+        let d = &r.destination;
+        if d.ipv4().is_none() {
+            out.push(at(i).key("destination"), "route destinations must be IPv4");
+        } else if d.prefix() == 0 {
+            out.push(
+                at(i).key("destination"),
+                "0.0.0.0/0 is the default route, which belongs to network.wan",
+            );
+        } else if !d.is_network() {
+            out.push(
+                at(i).key("destination"),
+                format!(
+                    "{d} has host bits set; the network address is {}",
+                    d.trunc()
+                ),
+            );
+        }
+        let gw = IpAddr::V4(r.gateway);
+        if !connected.iter().any(|(_, n)| n.contains(gw)) {
+            let nets: Vec<String> = connected.iter().map(|(_, n)| n.to_string()).collect();
+            out.push(
+                at(i).key("gateway"),
+                format!(
+                    "{} is not in a directly connected network ({})",
+                    r.gateway,
+                    nets.join(", ")
+                ),
+            );
+        }
+    }
 }
 
 fn check_interfaces(net: &Network, out: &mut Findings) {
