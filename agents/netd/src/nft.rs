@@ -112,16 +112,6 @@ impl Nft {
         }
     }
 
-    /// Check `text` without loading it (`nft -c`).
-    pub fn check(&self, text: &str) -> Result<(), NftError> {
-        let (ok, _, stderr) = self.run(&["-c", "-f", "-"], Some(text))?;
-        if ok {
-            Ok(())
-        } else {
-            Err(NftError::Refused { stderr })
-        }
-    }
-
     /// Load a generated ruleset.
     pub fn apply(&self, ruleset: &Ruleset) -> Result<(), NftError> {
         self.load(&ruleset.text)
