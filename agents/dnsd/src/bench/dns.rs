@@ -4,12 +4,16 @@
 //! for `bench.test` (every name 192.0.2.1, TTL 1 day); the dnsmasq under test listens
 //! on 127.77.0.2, dnsd on 127.77.0.3, both forwarding to it, port 5300 everywhere.
 //! Both caches are warmed with the same names, then `dnsperf` asks only those names,
-//! so every answer is a cache hit. Runs alternate (dnsmasq, dnsd, dnsmasq, dnsd, ...)
-//! so background load on the shared machine hits both alike; the median per server is
-//! reported:
+//! so every answer is a cache hit. Runs alternate in ABBA order (dnsmasq, dnsd, dnsd,
+//! dnsmasq, ...) so background load on the shared machine hits both alike; the
+//! median per server is reported:
 //! * QPS: `dnsperf -c CLIENTS -T 2 -q 256 -l SECS`, as fast as it goes;
-//! * p99: `dnsperf -Q RATE -v` at a fixed rate (default 10k QPS), each query's
-//!   latency from the verbose lines;
+//! * p99: `dnsperf -Q RATE -v` at a fixed rate (default 10k QPS) in many short
+//!   slices, each query's latency from the verbose lines, which go to a file (a pipe
+//!   to this process would add its own wake-ups to every latency). The median of the
+//!   slices' p99 is reported: on this VM the host stalls every vCPU for milliseconds
+//!   now and then, which ruins the p99 of whichever slice it hits, so one long run
+//!   per server compares luck, many short interleaved ones compare the servers;
 //! * memory: a fresh dnsd's RSS before and after 100k distinct names are cached.
 
 use std::process::Command;
@@ -29,12 +33,18 @@ pub struct DnsArgs {
     /// Distinct cached names the load cycles through.
     #[arg(long, default_value_t = 1000)]
     pub names: usize,
-    /// Seconds per measurement run.
+    /// Seconds per QPS run.
     #[arg(long, default_value_t = 5)]
     pub secs: u32,
-    /// Runs per server and measurement (alternating).
-    #[arg(long, default_value_t = 3)]
+    /// QPS runs per server (alternating).
+    #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// Fixed-rate latency slices per server (alternating).
+    #[arg(long, default_value_t = 10)]
+    pub slices: usize,
+    /// Seconds per latency slice.
+    #[arg(long, default_value_t = 2)]
+    pub slice_secs: u32,
     /// The fixed rate of the latency runs (queries per second).
     #[arg(long, default_value_t = 10_000)]
     pub rate: u32,
@@ -53,15 +63,37 @@ pub struct Figures {
     pub p99_ms: f64,
 }
 
-fn dnsperf(server: &str, data: &std::path::Path, extra: &[String]) -> Result<String, BenchError> {
-    let out = output(
+/// Run dnsperf against `server`; its standard output, which goes through the file
+/// `out` (see the module docs).
+fn dnsperf(
+    server: &str,
+    data: &std::path::Path,
+    extra: &[String],
+    out: &std::path::Path,
+) -> Result<String, BenchError> {
+    let io = |source| BenchError::Io {
+        path: out.to_owned(),
+        source,
+    };
+    let file = std::fs::File::create(out).map_err(io)?;
+    output(
         "dnsperf",
         Command::new("dnsperf")
             .args(["-s", server, "-p", PORT, "-d"])
             .arg(data)
-            .args(extra),
+            .args(extra)
+            .stdout(file),
     )?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    std::fs::read_to_string(out).map_err(io)
+}
+
+/// Server indices for round `r` in ABBA order.
+fn abba(r: usize) -> [usize; 2] {
+    if r.is_multiple_of(2) {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
 }
 
 /// The 99th percentile of the latencies in dnsperf's `-v` lines
@@ -194,6 +226,7 @@ pub fn run(a: &DnsArgs) -> Result<(), BenchError> {
             s,
             &names,
             &["-n".into(), "1".into(), "-Q".into(), "5000".into()],
+            &dir.join("warm.out"),
         )?;
         let done = number_after(&out, "Queries completed:").unwrap_or_default();
         if done < a.names as f64 {
@@ -206,10 +239,11 @@ pub fn run(a: &DnsArgs) -> Result<(), BenchError> {
     }
 
     let servers = [("dnsmasq", DNSMASQ), ("dnsd", DNSD)];
+    let perf_out = dir.join("dnsperf.out");
     let mut qps: [Vec<f64>; 2] = Default::default();
-    let mut p99: [Vec<f64>; 2] = Default::default();
     for round in 0..a.rounds {
-        for (i, (name, addr)) in servers.iter().enumerate() {
+        for i in abba(round) {
+            let (name, addr) = servers[i];
             let out = dnsperf(
                 addr,
                 &names,
@@ -223,26 +257,32 @@ pub fn run(a: &DnsArgs) -> Result<(), BenchError> {
                     "-q".into(),
                     "256".into(),
                 ],
+                &perf_out,
             )?;
             let q = number_after(&out, "Queries per second:").ok_or(BenchError::Parse {
                 what: format!("dnsperf against {name}"),
                 field: "Queries per second:",
                 output: out.clone(),
             })?;
-            eprintln!("round {}: {name} {q:.0} QPS", round + 1);
+            eprintln!("QPS round {}: {name} {q:.0} QPS", round + 1);
             qps[i].push(q);
         }
-        for (i, (name, addr)) in servers.iter().enumerate() {
+    }
+    let mut p99: [Vec<f64>; 2] = Default::default();
+    for slice in 0..a.slices {
+        for i in abba(slice) {
+            let (name, addr) = servers[i];
             let out = dnsperf(
                 addr,
                 &names,
                 &[
                     "-l".into(),
-                    a.secs.to_string(),
+                    a.slice_secs.to_string(),
                     "-Q".into(),
                     a.rate.to_string(),
                     "-v".into(),
                 ],
+                &perf_out,
             )?;
             let (ms, bad) = p99_ms(&out).ok_or(BenchError::Parse {
                 what: format!("dnsperf -v against {name}"),
@@ -250,8 +290,8 @@ pub fn run(a: &DnsArgs) -> Result<(), BenchError> {
                 output: out.lines().take(40).collect::<Vec<_>>().join("\n"),
             })?;
             eprintln!(
-                "round {}: {name} p99 {ms:.3} ms at {} QPS ({:.2}% not NOERROR)",
-                round + 1,
+                "latency slice {}: {name} p99 {ms:.3} ms at {} QPS ({:.2}% not NOERROR)",
+                slice + 1,
                 a.rate,
                 bad * 100.0
             );
@@ -280,12 +320,16 @@ pub fn run(a: &DnsArgs) -> Result<(), BenchError> {
         DNSD_MEMORY,
         &many,
         &["-n".into(), "1".into(), "-Q".into(), "20000".into()],
+        &dir.join("memory.out"),
     )?;
     let cached = number_after(&out, "Queries completed:").unwrap_or_default();
     let after = rss_kib(fresh.pid()).unwrap_or_default();
     fresh.check_alive(&mem_log)?;
 
-    println!("DNS, cached names, median of {} runs each:", a.rounds);
+    println!(
+        "DNS, cached names: median QPS of {} runs, median p99 of {} slices of {} s, each",
+        a.rounds, a.slices, a.slice_secs
+    );
     println!("  server    QPS        p99 @ {} QPS", a.rate);
     println!("  dnsmasq   {:>9.0}  {:>8.3} ms", m.qps, m.p99_ms);
     println!("  dnsd      {:>9.0}  {:>8.3} ms", d.qps, d.p99_ms);

@@ -15,6 +15,7 @@ pub mod forward;
 pub mod query_log;
 pub mod resolver;
 pub mod server;
+pub mod udp_batch;
 pub mod wan_lease;
 pub mod wire_cache;
 pub mod zone;

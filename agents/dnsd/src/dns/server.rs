@@ -25,7 +25,7 @@ use hearth_config::Config;
 use nix::sys::socket::{
     self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
 };
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -37,6 +37,7 @@ use super::download;
 use super::forward::Forwarder;
 use super::query_log::QueryLog;
 use super::resolver::{Resolver, State, Step};
+use super::udp_batch::{Peer, Receiver, Sender};
 use super::wan_lease::{self, WanLease};
 use super::wire_cache::WireCache;
 use super::zone::{self, Zone, ZoneError};
@@ -421,8 +422,9 @@ async fn reload_on_hangup(reload: &Reload, wan: Option<&Mutex<WanLease>>) {
     }
 }
 
-/// One UDP worker thread: blocking receive, the hot path inline, the full path
-/// inline too unless the query must be forwarded (a task on the runtime then).
+/// One UDP worker thread: a blocking batched receive ([`super::udp_batch`]), the hot
+/// path inline, the full path inline too unless the query must be forwarded (a task
+/// on the runtime then), and the batch's replies sent in one call.
 struct UdpWorker {
     sock: Arc<std::net::UdpSocket>,
     resolver: Arc<Resolver>,
@@ -432,40 +434,49 @@ struct UdpWorker {
 
 impl UdpWorker {
     fn run(self) {
-        let mut buf = vec![0u8; 4096];
-        let mut out = Vec::with_capacity(4096);
+        let (mut rx, mut tx) = (Receiver::new(), Sender::new());
         loop {
-            let (n, peer) = match self.sock.recv_from(&mut buf) {
-                Ok(x) => x,
+            let n = match rx.recv(self.sock.as_fd()) {
+                Ok(n) => n,
                 Err(e) => {
                     log::debug!("DNS UDP receive: {e}");
                     continue;
                 }
             };
-            let req = &buf[..n];
-            if self.resolver.answer_fast(req, &mut out) {
-                let _ = self.sock.send_to(&out, peer);
-                continue;
+            for i in 0..n {
+                let (req, peer) = rx.get(i);
+                self.answer(req, peer, tx.next(peer));
             }
-            match self.resolver.prepare(req, true, peer.ip()) {
-                Step::Reply(out) => {
-                    let _ = self.sock.send_to(&out, peer);
-                }
-                Step::Forward(req) => {
-                    let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                        log::debug!("{MAX_FORWARDS} queries in flight upstream; dropping one");
-                        continue;
-                    };
-                    let (sock, resolver) = (self.sock.clone(), self.resolver.clone());
-                    self.runtime.spawn(async move {
-                        let out = resolver.forward(&req, true, peer.ip()).await;
-                        // A UDP send does not block on a socket buffer worth waiting for.
-                        let _ = sock.send_to(&out, peer);
-                        drop(permit);
-                    });
-                }
-                Step::Drop => {}
+            tx.flush(self.sock.as_fd());
+        }
+    }
+
+    /// Answer `req` into `out` (the hot path or the full one); left empty when
+    /// there is nothing to send now: dropped, or forwarded (a task replies later).
+    fn answer(&self, req: &[u8], peer: Peer, out: &mut Vec<u8>) {
+        if self.resolver.answer_fast(req, out) {
+            return;
+        }
+        out.clear();
+        let Some(peer) = peer.socket_addr() else {
+            return;
+        };
+        match self.resolver.prepare(req, true, peer.ip()) {
+            Step::Reply(reply) => *out = reply,
+            Step::Forward(req) => {
+                let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                    log::debug!("{MAX_FORWARDS} queries in flight upstream; dropping one");
+                    return;
+                };
+                let (sock, resolver) = (self.sock.clone(), self.resolver.clone());
+                self.runtime.spawn(async move {
+                    let out = resolver.forward(&req, true, peer.ip()).await;
+                    // A UDP send does not block on a socket buffer worth waiting for.
+                    let _ = sock.send_to(&out, peer);
+                    drop(permit);
+                });
             }
+            Step::Drop => {}
         }
     }
 }
