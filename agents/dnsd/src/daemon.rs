@@ -92,9 +92,8 @@ pub fn run(opts: &Options) -> Result<(), RunError> {
         log::warn!("{e}");
     }
     log::info!("ready");
-    if dns.is_listening() {
-        dns.serve(opts.config.clone(), hosts);
-    }
+    // Serves DNS (if any address is bound) and handles SIGHUP; never returns.
+    dns.serve(opts.config.clone(), Vec::new());
     for t in threads {
         let _ = t.join();
     }

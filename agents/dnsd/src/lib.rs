@@ -9,8 +9,8 @@
 //!    ([`dns::server`]); then report readiness ([`hearth_agent::ready::notify`]).
 //! 4. Serve. Host names from leases and reservations are collected in [`hosts`] and
 //!    answered by the local DNS zone ([`dns::zone`]); everything else is forwarded
-//!    and cached ([`dns::forward`], [`dns::cache`]). SIGHUP reloads the zone and the
-//!    blocklists.
+//!    and cached ([`dns::forward`], [`dns::cache`]). SIGHUP reloads the whole config,
+//!    all parts or none ([`reload`]).
 //!
 //! Standalone: `dnsd --config FILE --state-dir DIR [--interface IFNAME=NETWORK]...
 //! [--dns-listen ADDR:PORT]... [--upstream ADDR:PORT]... [--wan-lease FILE]`. With no
@@ -22,4 +22,5 @@ pub mod daemon;
 pub mod dhcp;
 pub mod dns;
 pub mod hosts;
+pub mod reload;
 pub mod settings;

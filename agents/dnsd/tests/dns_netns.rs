@@ -38,6 +38,8 @@ struct DnsLab {
     blocklist: PathBuf,
     config: PathBuf,
     upstream_args: Vec<String>,
+    /// `--dns-listen 10.77.0.1:53` given (else dnsd follows the config's addresses).
+    explicit_listen: bool,
     upstream: Netns,
     lab: Lab,
 }
@@ -60,6 +62,18 @@ impl DnsLab {
     /// Like [`DnsLab::with_upstreams`], with `dns_keys` (`key = value` lines) in
     /// `[dns]`.
     fn build(dns_keys: &str, extra: &str, blocklist: &str, upstream_args: &[&str]) -> Self {
+        Self::build_with(dns_keys, extra, blocklist, upstream_args, true)
+    }
+
+    /// Like [`DnsLab::build`]; without `explicit_listen` dnsd listens where the config
+    /// says (port 53 on the LAN address and every segment gateway).
+    fn build_with(
+        dns_keys: &str,
+        extra: &str,
+        blocklist: &str,
+        upstream_args: &[&str],
+        explicit_listen: bool,
+    ) -> Self {
         let lab = Lab::new(1, &[]);
         let upstream = Netns::new(format!("{}-u", lab.prefix));
         let id = lab.prefix.rsplit('-').next().unwrap().to_owned();
@@ -140,13 +154,14 @@ action = "null"
         );
         let config = lab.config_with_dns("10.77.0.100", "10.77.0.120", dns_keys, &extra);
         let upstream_args: Vec<String> = upstream_args.iter().map(|a| a.to_string()).collect();
-        let dnsd = spawn_dnsd(&lab, &config, &upstream_args);
+        let dnsd = spawn_dnsd(&lab, &config, &upstream_args, explicit_listen);
         Self {
             dnsd,
             dnsmasq: Some(dnsmasq),
             blocklist: blocklist_path,
             config,
             upstream_args,
+            explicit_listen,
             upstream,
             lab,
         }
@@ -155,7 +170,12 @@ action = "null"
     /// Kill dnsd (-9) and start it again with the same config and state.
     fn restart_dnsd(&mut self) {
         self.dnsd.kill9();
-        self.dnsd = spawn_dnsd(&self.lab, &self.config, &self.upstream_args);
+        self.dnsd = spawn_dnsd(
+            &self.lab,
+            &self.config,
+            &self.upstream_args,
+            self.explicit_listen,
+        );
     }
 
     /// `dig @10.77.0.1 ARGS` from the client namespace.
@@ -191,9 +211,9 @@ action = "null"
     }
 }
 
-/// Start dnsd in the lab's server namespace (DNS on 10.77.0.1:53) and wait until it
-/// is ready; each start logs to a new file.
-fn spawn_dnsd(lab: &Lab, config: &Path, upstream_args: &[String]) -> Dnsd {
+/// Start dnsd in the lab's server namespace (DNS on 10.77.0.1:53, given explicitly
+/// if `explicit_listen`) and wait until it is ready; each start logs to a new file.
+fn spawn_dnsd(lab: &Lab, config: &Path, upstream_args: &[String], explicit_listen: bool) -> Dnsd {
     let n = std::fs::read_dir(lab.dir.path()).unwrap().count();
     let log = lab.dir.path().join(format!("dnsd-{n}.log"));
     let mut cmd = lab.server.command(env!("CARGO_BIN_EXE_dnsd"));
@@ -202,12 +222,14 @@ fn spawn_dnsd(lab: &Lab, config: &Path, upstream_args: &[String]) -> Dnsd {
         .arg("--state-dir")
         .arg(lab.state_dir())
         .args(["--interface", "br0=lan"])
-        .args(["--dns-listen", "10.77.0.1:53"])
         .args(upstream_args)
         .env("HEARTH_LOG", "debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(File::create(&log).unwrap());
+    if explicit_listen {
+        cmd.args(["--dns-listen", "10.77.0.1:53"]);
+    }
     let child = cmd.spawn().expect("spawning dnsd");
     let dnsd = Dnsd { child, log };
     dnsd.wait_log("ready", Duration::from_secs(10));
@@ -357,6 +379,9 @@ fn local_zone_over_udp_and_tcp_is_never_forwarded() {
         l.dig(&[tcp, "-x", "10.77.0.20"])
             .assert("NOERROR", &["PTR laser.home.arpa."]);
         l.dig(&[tcp, "-x", "10.77.0.99"]).assert("NXDOMAIN", &[]);
+        l.dig(&[tcp, "-x", "fd00:77::10"])
+            .assert("NOERROR", &["PTR nas.home.arpa."]);
+        l.dig(&[tcp, "-x", "fd00:77::99"]).assert("NXDOMAIN", &[]);
         let nx = l.dig(&[tcp, "nosuch.home.arpa", "A"]);
         nx.assert("NXDOMAIN", &[]);
         assert!(nx.flags.contains("aa"), "{}", nx.text);
@@ -368,7 +393,7 @@ fn local_zone_over_udp_and_tcp_is_never_forwarded() {
         "a local name went upstream:\n{log}"
     );
     assert!(
-        !log.contains("in-addr.arpa"),
+        !log.contains("in-addr.arpa") && !log.contains("ip6.arpa"),
         "a local PTR went upstream:\n{log}"
     );
 }
@@ -550,7 +575,7 @@ fn blocklists_answer_as_configured_and_reload_on_sighup() {
     std::fs::write(&l.blocklist, "0.0.0.0 new.ads.example\n").unwrap();
     l.hangup();
     l.dnsd
-        .wait_log("reloaded: 2 blocked names", Duration::from_secs(5));
+        .wait_log("DNS reloaded: 2 blocked names", Duration::from_secs(5));
     l.dig(&["new.ads.example", "A"]).assert("NXDOMAIN", &[]);
     l.dig(&["ads.example", "A"]).assert("SERVFAIL", &[]);
 
@@ -644,4 +669,117 @@ fn upstreams_learned_on_the_wan_are_used_when_none_are_configured() {
     l.dnsd
         .wait_log("learned on the WAN: []", Duration::from_secs(3));
     l.dig(&["gone.example.test", "A"]).assert("SERVFAIL", &[]);
+}
+
+/// Replace the lab's config file: `[dns]` keys `dns_keys`, the lab's first
+/// blocklist, [`RECORDS`] and `extra`.
+fn rewrite_config(l: &DnsLab, dns_keys: &str, extra: &str) {
+    let blocklists = format!(
+        "\n[[dns.blocklists]]\npath = \"{}\"\n{RECORDS}\n{extra}",
+        l.blocklist.display()
+    );
+    let path = l
+        .lab
+        .config_with_dns("10.77.0.100", "10.77.0.120", dns_keys, &blocklists);
+    assert_eq!(path, l.config);
+}
+
+/// `dig @SERVER ARGS` from the client namespace; `None` when nothing answered.
+fn dig_at(l: &DnsLab, server: &str, args: &[&str]) -> Option<Answer> {
+    let out = l.lab.clients[0]
+        .command("dig")
+        .args(["+time=2", "+tries=1", "+noall", "+comments", "+answer"])
+        .arg(format!("@{server}"))
+        .args(args)
+        .output()
+        .expect("running dig (bind9-dnsutils)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.contains("status:").then(|| Answer::parse(&text))
+}
+
+const GUEST_SEGMENT: &str = r#"
+[[network.segments]]
+name = "guest"
+vlan = 30
+subnet = "10.79.0.0/24"
+gateway = "10.79.0.1"
+"#;
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn sighup_reloads_upstreams_query_log_cache_and_listen_addresses_or_nothing() {
+    // No --dns-listen and no --upstream: addresses and upstreams come from the
+    // config. The first upstream refuses (nothing on port 9).
+    let l = DnsLab::build_with(
+        r#"upstreams = ["10.78.0.2:9"]"#,
+        RECORDS,
+        "",
+        &["--wan-lease", "/nonexistent/wan-dns.json"],
+        false,
+    );
+    // The guest gateway is on the server, and the client can reach it.
+    l.lab
+        .server
+        .ip(&["addr", "add", "10.79.0.1/24", "dev", "br0"]);
+    l.lab.clients[0].ip(&["addr", "add", "10.79.0.2/24", "dev", "c0"]);
+    l.dig(&["x.example.test", "A"]).assert("SERVFAIL", &[]);
+    assert!(
+        dig_at(&l, "10.79.0.1", &["nas.home.arpa", "A"]).is_none(),
+        "nothing listens on the guest gateway before the reload"
+    );
+
+    // B: the working upstream, logged queries, a smaller cache, a guest segment.
+    let b_keys = "upstreams = [\"10.78.0.2:53\"]\nlog_queries = 50\n[dns.cache]\nmax_entries = 500";
+    rewrite_config(&l, b_keys, GUEST_SEGMENT);
+    l.hangup();
+    l.dnsd.wait_log("reloaded ", Duration::from_secs(5));
+    let log = l.dnsd.log_text();
+    for line in [
+        "DNS upstreams [10.78.0.2:53]",
+        "query log now at most 50 lines a second",
+        "DNS cache now 500 entries",
+        "DNS on 10.79.0.1:53 (UDP and TCP)",
+    ] {
+        assert!(log.contains(line), "{line:?} missing from:\n{log}");
+    }
+    l.dig(&["x.example.test", "A"])
+        .assert("NOERROR", &["A 192.0.2.7"]);
+    l.dnsd.wait_log(
+        "query 10.77.0.2: x.example.test. IN A",
+        Duration::from_secs(5),
+    );
+    dig_at(&l, "10.79.0.1", &["nas.home.arpa", "A"])
+        .expect("the guest gateway answers after the reload")
+        .assert("NOERROR", &["A 10.77.0.10"]);
+    dig_at(&l, "10.79.0.1", &["+tcp", "nas.home.arpa", "A"])
+        .expect("over TCP too")
+        .assert("NOERROR", &["A 10.77.0.10"]);
+
+    // C: a bad config (a pool outside every network) is refused as a whole: the
+    // upstream, the query log and the guest address stay as in B.
+    rewrite_config(
+        &l,
+        "upstreams = [\"10.78.0.2:9\"]\nlog_queries = 0",
+        "[[dhcp.pools]]\nsegment = \"nowhere\"\nrange_start = \"10.1.0.10\"\nrange_end = \"10.1.0.20\"\n",
+    );
+    l.hangup();
+    l.dnsd.wait_log("reload refused", Duration::from_secs(5));
+    l.dig(&["y.example.test", "A"])
+        .assert("NOERROR", &["A 192.0.2.7"]);
+    l.dnsd.wait_log(
+        "query 10.77.0.2: y.example.test. IN A",
+        Duration::from_secs(5),
+    );
+    dig_at(&l, "10.79.0.1", &["nas.home.arpa", "A"])
+        .expect("the guest gateway still answers")
+        .assert("NOERROR", &["A 10.77.0.10"]);
+
+    // D: the segment goes: so does the listener on its gateway; the LAN one stays.
+    rewrite_config(&l, "upstreams = [\"10.78.0.2:53\"]", "");
+    l.hangup();
+    l.dnsd
+        .wait_log("DNS no longer on 10.79.0.1:53", Duration::from_secs(5));
+    assert!(dig_at(&l, "10.79.0.1", &["nas.home.arpa", "A"]).is_none());
+    l.dig(&["nas.home.arpa", "A"])
+        .assert("NOERROR", &["A 10.77.0.10"]);
 }

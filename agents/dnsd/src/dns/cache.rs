@@ -13,7 +13,7 @@
 //! to key: `get` and `insert` are O(log n), eviction pops the smallest tick.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -63,7 +63,8 @@ struct Inner {
 /// The cache; shared by all server tasks.
 #[derive(Debug)]
 pub struct Cache {
-    limits: Limits,
+    /// Replaced by a reload ([`Cache::set_limits`]).
+    limits: RwLock<Limits>,
     inner: Mutex<Inner>,
 }
 
@@ -102,9 +103,22 @@ impl Cache {
     /// An empty cache.
     pub fn new(limits: Limits) -> Self {
         Self {
-            limits,
+            limits: RwLock::new(limits),
             inner: Mutex::new(Inner::default()),
         }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> Limits {
+        *self.limits.read().expect("cache limits lock")
+    }
+
+    /// New limits (a reload): least recently used entries go until the cache fits;
+    /// TTL clamps apply to what is stored from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        *self.limits.write().expect("cache limits lock") = limits;
+        let mut g = self.inner.lock().expect("cache lock");
+        evict(&mut g, &limits);
     }
 
     /// The fresh answer for `key`, TTLs reduced by its age.
@@ -144,12 +158,13 @@ impl Cache {
         let Some(ttl) = lifetime(msg) else {
             return;
         };
-        let ttl = ttl.clamp(self.limits.min_ttl, self.limits.max_ttl);
+        let limits = self.limits();
+        let ttl = ttl.clamp(limits.min_ttl, limits.max_ttl);
         if ttl == 0 {
             return;
         }
         let bytes = msg.to_vec().map(|v| v.len()).unwrap_or(512) + ENTRY_OVERHEAD;
-        if bytes > self.limits.max_bytes {
+        if bytes > limits.max_bytes {
             return;
         }
         let now = Instant::now();
@@ -176,14 +191,7 @@ impl Cache {
         }
         inner.order.insert(tick, key);
         inner.bytes += bytes;
-        while inner.map.len() > self.limits.max_entries || inner.bytes > self.limits.max_bytes {
-            let Some((_, k)) = inner.order.pop_first() else {
-                break;
-            };
-            if let Some(e) = inner.map.remove(&k) {
-                inner.bytes -= e.bytes;
-            }
-        }
+        evict(inner, &limits);
     }
 
     /// Entries and bytes in use.
@@ -192,6 +200,18 @@ impl Cache {
         Stats {
             entries: g.map.len(),
             bytes: g.bytes,
+        }
+    }
+}
+
+/// Drop least recently used entries until `inner` fits `limits`.
+fn evict(inner: &mut Inner, limits: &Limits) {
+    while inner.map.len() > limits.max_entries || inner.bytes > limits.max_bytes {
+        let Some((_, k)) = inner.order.pop_first() else {
+            break;
+        };
+        if let Some(e) = inner.map.remove(&k) {
+            inner.bytes -= e.bytes;
         }
     }
 }
@@ -240,6 +260,22 @@ mod tests {
         assert!(c.get(&key("a.")).is_some());
         assert!(c.get(&key("c.")).is_some());
         assert_eq!(c.stats().entries, 2);
+    }
+
+    #[test]
+    fn smaller_limits_evict_the_least_recently_used_at_once() {
+        let c = Cache::new(limits(10));
+        for s in ["a.", "b.", "c.", "d."] {
+            c.insert(key(s), &answer(s, 60));
+        }
+        assert!(c.get(&key("a.")).is_some()); // b is now the oldest
+        c.set_limits(limits(2));
+        assert_eq!(c.stats().entries, 2);
+        assert!(c.get(&key("b.")).is_none());
+        assert!(c.get(&key("c.")).is_none());
+        assert!(c.get(&key("a.")).is_some());
+        assert!(c.get(&key("d.")).is_some());
+        assert_eq!(c.limits().max_entries, 2);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod blocklist;
 pub mod cache;
 pub mod download;
 pub mod forward;
+pub mod listeners;
 pub mod query_log;
 pub mod resolver;
 pub mod server;

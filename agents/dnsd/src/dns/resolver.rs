@@ -6,6 +6,7 @@
 //! mix, and a failed reload leaves the old one in place.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use hearth_config::BlockAction;
@@ -14,7 +15,7 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 
 use super::blocklist::Blocklists;
-use super::cache::{Cache, Cached};
+use super::cache::{Cache, Cached, Limits};
 use super::forward::{Forwarder, EDNS_PAYLOAD};
 use super::query_log::{rcode_name, QueryLog};
 use super::wire_cache::{self, WireCache};
@@ -47,7 +48,10 @@ pub struct Resolver {
     state: RwLock<Arc<State>>,
     cache: Cache,
     forwarder: Forwarder,
-    query_log: Option<QueryLog>,
+    /// Replaced by a reload; `logging` mirrors whether it is `Some`, so the hot
+    /// path checks an atomic, not a lock.
+    query_log: RwLock<Option<Arc<QueryLog>>>,
+    logging: AtomicBool,
     wire: Option<WireCache>,
 }
 
@@ -94,7 +98,8 @@ impl Resolver {
             state: RwLock::new(Arc::new(state)),
             cache,
             forwarder,
-            query_log: None,
+            query_log: RwLock::new(None),
+            logging: AtomicBool::new(false),
             wire: None,
         }
     }
@@ -109,26 +114,46 @@ impl Resolver {
     /// stored cache answer (see [`wire_cache`]); `false` means use [`Resolver::prepare`].
     /// Off while queries are logged (a hit would not be).
     pub fn answer_fast(&self, req: &[u8], out: &mut Vec<u8>) -> bool {
-        let Some(wire) = self.wire.as_ref().filter(|_| self.query_log.is_none()) else {
+        let logging = self.logging.load(Ordering::Relaxed);
+        let Some(wire) = self.wire.as_ref().filter(|_| !logging) else {
             return false;
         };
         wire_cache::question(req).is_some_and(|q| wire.answer(req, &q, out))
     }
 
     /// Log queries into `log` (`None`: no query log).
-    pub fn with_query_log(mut self, log: Option<QueryLog>) -> Self {
-        self.query_log = log;
+    pub fn with_query_log(self, log: Option<QueryLog>) -> Self {
+        self.set_query_log(log);
         self
     }
 
+    /// Replace the query log (a reload; `None`: off).
+    pub fn set_query_log(&self, log: Option<QueryLog>) {
+        let on = log.is_some();
+        *self.query_log.write().expect("query log lock") = log.map(Arc::new);
+        self.logging.store(on, Ordering::Relaxed);
+    }
+
     /// The query log, if on (the server flushes its summary).
-    pub fn query_log(&self) -> Option<&QueryLog> {
-        self.query_log.as_ref()
+    pub fn query_log(&self) -> Option<Arc<QueryLog>> {
+        if !self.logging.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.query_log.read().expect("query log lock").clone()
     }
 
     fn log(&self, client: IpAddr, q: &Query, how: &str, rcode: ResponseCode) {
-        if let Some(l) = &self.query_log {
+        if let Some(l) = self.query_log() {
             l.query(client, q, &format_args!("{how} {}", rcode_name(rcode)));
+        }
+    }
+
+    /// New cache limits (a reload): the cache evicts down to them; the encoded hot
+    /// set takes `wire_entries`/`wire_bytes` and starts empty.
+    pub fn set_cache_limits(&self, limits: Limits, wire_entries: usize, wire_bytes: usize) {
+        self.cache.set_limits(limits);
+        if let Some(w) = &self.wire {
+            w.set_limits(wire_entries, wire_bytes);
         }
     }
 

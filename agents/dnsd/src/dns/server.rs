@@ -1,20 +1,23 @@
-//! The DNS sockets: UDP and TCP on every listen address, on a tokio runtime of its
-//! own (the DHCP side keeps its threads), and the SIGHUP reload.
+//! The DNS side of dnsd on a tokio runtime of its own (the DHCP side keeps its
+//! threads): start-up, the background tasks, and the DNS part of a reload.
 //!
-//! Listen addresses: `--dns-listen ADDR:PORT` (repeatable; a bind failure is fatal),
-//! else port 53 on the appliance's address in every inside network (LAN and segment
-//! gateways; one that cannot be bound is skipped with a warning). IPv4 sockets are
-//! bound with `IP_FREEBIND`, so dnsd may start before the addresses exist.
+//! Listen addresses: `--dns-listen ADDR:PORT` (repeatable; a bind failure is fatal;
+//! never changed by a reload), else port 53 on the appliance's address in every
+//! inside network (LAN and segment gateways; one that cannot be bound is skipped with
+//! a warning), which a reload follows: new addresses are bound, removed ones stopped
+//! ([`super::listeners`]).
 //!
-//! SIGHUP re-reads the config and the blocklists and swaps the zone and blocklists in
-//! one step; if anything is wrong the old ones keep serving and the error is logged.
-//! `url` blocklists are downloaded in the background at start, after every SIGHUP and
-//! once a day ([`super::download`]); a changed copy triggers the same reload.
-//! Configured upstreams, listen addresses and cache limits are read at start only.
+//! SIGHUP reloads the whole config in two phases ([`crate::reload`]): the DNS part
+//! ([`DnsPart`]) builds the new zone and blocklists, works out upstreams, cache
+//! limits and the query log rate and binds new listen addresses; only when every part
+//! of dnsd accepted the new config is it swapped in, otherwise the old one keeps
+//! serving and the error is logged. `url` blocklists are downloaded in the background
+//! at start, after every SIGHUP and once a day ([`super::download`]); a changed copy
+//! triggers the same reload.
 //!
-//! With no upstream configured (neither `--upstream` nor `dns.upstreams`), the ones
-//! netd learned on the WAN are used ([`super::wan_lease`]): the file is polled every
-//! second and re-read on SIGHUP, and the forwarder's list is swapped when it changes.
+//! Upstreams: `--upstream` flags win; else `dns.upstreams`; with neither, the ones
+//! netd learned on the WAN ([`super::wan_lease`]): the file is polled every second and
+//! re-read on SIGHUP, and the forwarder's list is swapped when it changes.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -22,38 +25,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hearth_config::Config;
-use nix::sys::socket::{
-    self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
-};
-use std::os::fd::{AsFd, AsRawFd};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 use super::blocklist::{BlocklistError, Blocklists};
 use super::cache::{Cache, Limits};
 use super::download;
 use super::forward::Forwarder;
+use super::listeners::{self, Bound, Listeners, UDP_WORKERS};
 use super::query_log::QueryLog;
-use super::resolver::{Resolver, State, Step};
-use super::udp_batch::{Peer, Receiver, Sender};
+use super::resolver::{Resolver, State};
 use super::wan_lease::{self, WanLease};
 use super::wire_cache::WireCache;
 use super::zone::{self, Zone, ZoneError};
 use crate::hosts::Hosts;
+use crate::reload::{self, Commit, PrepareError, Reloadable};
 
 /// How long an upstream gets before the next one is asked.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(1500);
-/// How long an idle TCP client is kept.
-const TCP_IDLE: Duration = Duration::from_secs(10);
-/// UDP worker threads per listen address, each blocking on its own `SO_REUSEPORT`
-/// socket (the kernel spreads clients over them). Measured with `dnsd bench dns` on
-/// the 2-core build VM, dnsperf sharing the cores: see the README.
-const UDP_WORKERS: usize = 2;
-/// Forwarded UDP queries in flight at most; more are dropped (the client retries),
-/// so a flood of cache misses cannot grow tasks and sockets without bound.
-const MAX_FORWARDS: usize = 1024;
 /// Bounds of the encoded hot set in front of the cache ([`WireCache`]), on top of
 /// the cache's own limits.
 const WIRE_MAX_ENTRIES: usize = 65_536;
@@ -111,64 +100,167 @@ fn default_listen(cfg: &Config) -> Vec<SocketAddr> {
     addrs.into_iter().map(|a| SocketAddr::new(a, 53)).collect()
 }
 
-/// Bound DNS sockets and the resolver, ready to serve.
+/// The cache limits `dns.cache` asks for.
+fn limits(cfg: &Config) -> Limits {
+    let c = &cfg.dns.cache;
+    Limits {
+        max_entries: usize::try_from(c.max_entries).unwrap_or(usize::MAX),
+        max_bytes: usize::try_from(c.max_bytes.bytes()).unwrap_or(usize::MAX),
+        min_ttl: u32::try_from(c.min_ttl.as_secs()).unwrap_or(u32::MAX),
+        max_ttl: u32::try_from(c.max_ttl.as_secs()).unwrap_or(u32::MAX),
+    }
+}
+
+/// The hot set's bounds for cache `limits`.
+fn wire_limits(limits: &Limits) -> (usize, usize) {
+    (
+        limits.max_entries.min(WIRE_MAX_ENTRIES),
+        limits.max_bytes.min(WIRE_MAX_BYTES),
+    )
+}
+
+/// The configured upstreams: the flags', else the config's.
+fn configured_upstreams(cfg: &Config, flags: &[SocketAddr]) -> Vec<SocketAddr> {
+    if flags.is_empty() {
+        cfg.dns.upstreams.iter().map(|u| u.addr()).collect()
+    } else {
+        flags.to_vec()
+    }
+}
+
+/// The DNS resolver and sockets, ready to serve.
 #[derive(Debug)]
 pub struct Dns {
     runtime: Runtime,
-    resolver: Arc<Resolver>,
-    sockets: Vec<Listener>,
-    wan: Option<WanLease>,
-    downloads: Option<PathBuf>,
+    part: Arc<DnsPart>,
+    /// Bound at start, served from [`Dns::serve`].
+    bound: Vec<Bound>,
 }
 
-/// One listen address: a blocking UDP socket per worker, and the TCP listener.
+/// What follows the config on the DNS side: the [`Reloadable`] DNS part.
 #[derive(Debug)]
-struct Listener {
-    udp: Vec<std::net::UdpSocket>,
-    tcp: TcpListener,
+pub struct DnsPart {
+    hosts: Hosts,
+    resolver: Arc<Resolver>,
+    listeners: Arc<Listeners>,
+    downloads: Option<PathBuf>,
+    /// `--dns-listen` was given: the listen addresses never follow the config.
+    explicit_listen: bool,
+    /// `--upstream` flags: they win over the config.
+    flag_upstreams: Vec<SocketAddr>,
+    /// The configured upstreams in force (empty: the learned ones are used).
+    configured: Arc<Mutex<Vec<SocketAddr>>>,
+    /// netd's WAN lease file, when `--wan-lease` names one.
+    wan: Option<Arc<Mutex<WanLease>>>,
+    /// `dns.log_queries` in force.
+    log_rate: Arc<Mutex<u32>>,
 }
 
-/// A socket bound to `addr`, non-blocking unless `blocking`; IPv4 ones with
-/// `IP_FREEBIND`, so the inside addresses can be bound before netd has put them on
-/// the interfaces. UDP ones with `SO_REUSEPORT` (one per worker).
-fn socket_on(addr: SocketAddr, ty: SockType, blocking: bool) -> nix::Result<std::os::fd::OwnedFd> {
-    let family = match addr {
-        SocketAddr::V4(_) => AddressFamily::Inet,
-        SocketAddr::V6(_) => AddressFamily::Inet6,
-    };
-    let flags = if blocking {
-        SockFlag::SOCK_CLOEXEC
-    } else {
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK
-    };
-    let fd = socket::socket(family, ty, flags, None)?;
-    if addr.is_ipv4() {
-        socket::setsockopt(&fd, sockopt::IpFreebind, &true)?;
+impl DnsPart {
+    /// Point the forwarder at the configured upstreams, or the learned ones.
+    fn use_upstreams(
+        resolver: &Resolver,
+        configured: &Mutex<Vec<SocketAddr>>,
+        wan: Option<&Mutex<WanLease>>,
+    ) {
+        let learned = wan.map(|w| w.lock().expect("WAN lease lock").learned().to_vec());
+        let list = wan_lease::effective(
+            &configured.lock().expect("upstreams lock"),
+            learned.as_deref().unwrap_or(&[]),
+        );
+        if *resolver.forwarder().upstreams() != list {
+            if list.is_empty() {
+                log::warn!("no DNS upstreams (yet): only local names will be answered");
+            } else {
+                log::info!("DNS upstreams {list:?}");
+            }
+            resolver.forwarder().set_upstreams(list);
+        }
     }
-    if ty == SockType::Stream {
-        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    } else {
-        socket::setsockopt(&fd, sockopt::ReusePort, &true)?;
+
+    /// Re-read the WAN lease file (if `force`, even unchanged); swap the upstreams
+    /// if the learned ones changed and are in use.
+    fn refresh_wan(&self, force: bool) {
+        let Some(wan) = &self.wan else { return };
+        let changed = wan.lock().expect("WAN lease lock").refresh(force);
+        if let Some(list) = changed {
+            log::info!("DNS upstreams learned on the WAN: {list:?}");
+            Self::use_upstreams(&self.resolver, &self.configured, Some(wan));
+        }
     }
-    socket::bind(fd.as_raw_fd(), &SockaddrStorage::from(addr))?;
-    if ty == SockType::Stream {
-        socket::listen(&fd, Backlog::MAXCONN)?;
-    }
-    Ok(fd)
 }
 
-/// `workers` UDP sockets and a TCP listener on `addr` (call inside the runtime). A
-/// port 0 is resolved by the first UDP socket; the others and TCP bind to the same.
-fn bind(addr: SocketAddr, workers: usize) -> Result<Listener, std::io::Error> {
-    let first = std::net::UdpSocket::from(socket_on(addr, SockType::Datagram, true)?);
-    let addr = first.local_addr()?;
-    let mut udp = vec![first];
-    for _ in 1..workers {
-        udp.push(socket_on(addr, SockType::Datagram, true)?.into());
+impl Reloadable for DnsPart {
+    fn name(&self) -> &'static str {
+        "DNS"
     }
-    let tcp = socket_on(addr, SockType::Stream, false)?;
-    let tcp = TcpListener::from_std(std::net::TcpListener::from(tcp))?;
-    Ok(Listener { udp, tcp })
+
+    fn prepare(&self, cfg: &Config) -> Result<Commit, PrepareError> {
+        let state = state(cfg, &self.hosts, self.downloads.as_deref())?;
+        let limits = limits(cfg);
+        let rate = cfg.dns.log_queries;
+        let configured = configured_upstreams(cfg, &self.flag_upstreams);
+        let (keep, bound) = if self.explicit_listen {
+            (None, Vec::new())
+        } else {
+            let want = default_listen(cfg);
+            let have = self.listeners.addrs();
+            let mut bound = Vec::new();
+            for addr in want.iter().filter(|a| !have.contains(a)) {
+                match listeners::bind(*addr, UDP_WORKERS) {
+                    Ok(b) => bound.push(b),
+                    Err(e) => log::warn!("DNS listen address {addr}: {e}; skipped"),
+                }
+            }
+            (Some(want), bound)
+        };
+        let resolver = self.resolver.clone();
+        let listeners = self.listeners.clone();
+        let configured_now = self.configured.clone();
+        let wan = self.wan.clone();
+        let log_rate = self.log_rate.clone();
+        Ok(Box::new(move || {
+            log::info!(
+                "DNS reloaded: {} blocked names, zone {}",
+                state.blocks.len(),
+                state.zone.domain()
+            );
+            resolver.swap(state);
+            let old = resolver.cache().limits();
+            if (old.max_entries, old.max_bytes, old.min_ttl, old.max_ttl)
+                != (
+                    limits.max_entries,
+                    limits.max_bytes,
+                    limits.min_ttl,
+                    limits.max_ttl,
+                )
+            {
+                log::info!(
+                    "DNS cache now {} entries / {} bytes, TTL {}-{} s",
+                    limits.max_entries,
+                    limits.max_bytes,
+                    limits.min_ttl,
+                    limits.max_ttl
+                );
+                let (entries, bytes) = wire_limits(&limits);
+                resolver.set_cache_limits(limits, entries, bytes);
+            }
+            let mut r = log_rate.lock().expect("log rate lock");
+            if *r != rate {
+                log::info!("query log now at most {rate} lines a second (0: off)");
+                resolver.set_query_log(QueryLog::new(rate));
+                *r = rate;
+            }
+            *configured_now.lock().expect("upstreams lock") = configured;
+            DnsPart::use_upstreams(&resolver, &configured_now, wan.as_deref());
+            if let Some(keep) = keep {
+                listeners.retain(&keep);
+            }
+            for b in bound {
+                listeners.start(b);
+            }
+        }))
+    }
 }
 
 impl Dns {
@@ -180,17 +272,13 @@ impl Dns {
             .build()
             .map_err(DnsError::Runtime)?;
         let state = state(cfg, hosts, opts.downloads.as_deref())?;
-        let configured: Vec<SocketAddr> = if opts.upstreams.is_empty() {
-            cfg.dns.upstreams.iter().map(|u| u.addr()).collect()
-        } else {
-            opts.upstreams.clone()
-        };
-        let mut wan = match &opts.wan_lease {
-            Some(path) if configured.is_empty() => Some(WanLease::new(path)),
-            _ => None,
-        };
-        if let Some(w) = &mut wan {
+        let configured = configured_upstreams(cfg, &opts.upstreams);
+        let wan = opts.wan_lease.as_ref().map(|path| {
+            let mut w = WanLease::new(path);
             w.refresh(true);
+            w
+        });
+        if let (true, Some(w)) = (configured.is_empty(), &wan) {
             log::info!(
                 "no DNS upstreams configured: using the ones learned in {}",
                 w.path().display()
@@ -201,13 +289,7 @@ impl Dns {
         if upstreams.is_empty() {
             log::warn!("no DNS upstreams (yet): only local names will be answered");
         }
-        let c = &cfg.dns.cache;
-        let limits = Limits {
-            max_entries: usize::try_from(c.max_entries).unwrap_or(usize::MAX),
-            max_bytes: usize::try_from(c.max_bytes.bytes()).unwrap_or(usize::MAX),
-            min_ttl: u32::try_from(c.min_ttl.as_secs()).unwrap_or(u32::MAX),
-            max_ttl: u32::try_from(c.max_ttl.as_secs()).unwrap_or(u32::MAX),
-        };
+        let limits = limits(cfg);
         log::info!(
             "DNS zone {}, {} blocked names, upstreams {:?}, cache {} entries / {} bytes",
             state.zone.domain(),
@@ -223,10 +305,7 @@ impl Dns {
                 cfg.dns.log_queries
             );
         }
-        let wire = WireCache::new(
-            limits.max_entries.min(WIRE_MAX_ENTRIES),
-            limits.max_bytes.min(WIRE_MAX_BYTES),
-        );
+        let (wire_entries, wire_bytes) = wire_limits(&limits);
         let resolver = Arc::new(
             Resolver::new(
                 state,
@@ -234,7 +313,7 @@ impl Dns {
                 Forwarder::new(upstreams, UPSTREAM_TIMEOUT),
             )
             .with_query_log(query_log)
-            .with_wire_cache(wire),
+            .with_wire_cache(WireCache::new(wire_entries, wire_bytes)),
         );
         let explicit = !opts.listen.is_empty();
         let addrs = if explicit {
@@ -242,96 +321,75 @@ impl Dns {
         } else {
             default_listen(cfg)
         };
-        let mut sockets = Vec::new();
+        let mut bound = Vec::new();
         for addr in addrs {
-            match runtime.block_on(async { bind(addr, UDP_WORKERS) }) {
-                Ok(s) => {
-                    log::info!("DNS on {addr} (UDP and TCP)");
-                    sockets.push(s);
-                }
+            match listeners::bind(addr, UDP_WORKERS) {
+                Ok(b) => bound.push(b),
                 Err(source) if explicit => return Err(DnsError::Bind { addr, source }),
                 Err(e) => log::warn!("DNS listen address {addr}: {e}; skipped"),
             }
         }
+        let part = Arc::new(DnsPart {
+            hosts: hosts.clone(),
+            listeners: Arc::new(Listeners::new(resolver.clone(), runtime.handle().clone())),
+            resolver,
+            downloads: opts.downloads.clone(),
+            explicit_listen: explicit,
+            flag_upstreams: opts.upstreams.clone(),
+            configured: Arc::new(Mutex::new(configured)),
+            wan: wan.map(|w| Arc::new(Mutex::new(w))),
+            log_rate: Arc::new(Mutex::new(cfg.dns.log_queries)),
+        });
         Ok(Self {
             runtime,
-            resolver,
-            sockets,
-            wan,
-            downloads: opts.downloads.clone(),
+            part,
+            bound,
         })
     }
 
     /// Whether any address is bound.
     pub fn is_listening(&self) -> bool {
-        !self.sockets.is_empty()
+        !self.bound.is_empty()
     }
 
-    /// Serve forever; SIGHUP reloads from `config`.
-    pub fn serve(self, config: PathBuf, hosts: Hosts) {
+    /// Serve forever; SIGHUP reloads `config` into the DNS part and `others` (the
+    /// DHCP part), all or nothing.
+    pub fn serve(self, config: PathBuf, others: Vec<Arc<dyn Reloadable>>) {
         let Self {
             runtime,
-            resolver,
-            sockets,
-            wan,
-            downloads,
+            part,
+            bound,
         } = self;
-        let wan = wan.map(|w| Arc::new(Mutex::new(w)));
-        let reload = Arc::new(Reload {
+        let mut parts: Vec<Arc<dyn Reloadable>> = vec![part.clone()];
+        parts.extend(others);
+        let reloader = Arc::new(Reloader {
             config,
-            hosts,
-            resolver: resolver.clone(),
-            downloads,
+            parts,
+            dns: part.clone(),
             download_now: Notify::new(),
         });
         runtime.block_on(async move {
-            let permits = Arc::new(Semaphore::new(MAX_FORWARDS));
-            for Listener { udp, tcp } in sockets {
-                for sock in udp {
-                    let worker = UdpWorker {
-                        sock: Arc::new(sock),
-                        resolver: resolver.clone(),
-                        permits: permits.clone(),
-                        runtime: tokio::runtime::Handle::current(),
-                    };
-                    let spawned = std::thread::Builder::new()
-                        .name("dns-udp".into())
-                        .spawn(move || worker.run());
-                    if let Err(e) = spawned {
-                        log::error!("starting a DNS UDP worker: {e}");
-                    }
-                }
-                tokio::spawn(serve_tcp(tcp, resolver.clone()));
+            for b in bound {
+                part.listeners.start(b);
             }
-            if let Some(wan) = &wan {
-                tokio::spawn(poll_wan_lease(wan.clone(), resolver.clone()));
+            if part.wan.is_some() {
+                tokio::spawn(poll_wan_lease(part.clone()));
             }
-            if resolver.query_log().is_some() {
-                tokio::spawn(flush_query_log(resolver.clone()));
+            tokio::spawn(flush_query_log(part.resolver.clone()));
+            if part.downloads.is_some() {
+                tokio::spawn(download_blocklists(reloader.clone()));
             }
-            if reload.downloads.is_some() {
-                tokio::spawn(download_blocklists(reload.clone()));
-            }
-            reload_on_hangup(&reload, wan.as_deref()).await;
+            reload_on_hangup(&reloader).await;
         });
     }
 }
 
-/// Re-read the WAN lease file (if `force`, even unchanged) and swap the upstreams.
-fn refresh_wan(wan: &Mutex<WanLease>, resolver: &Resolver, force: bool) {
-    let changed = wan.lock().expect("WAN lease lock").refresh(force);
-    if let Some(list) = changed {
-        log::info!("DNS upstreams learned on the WAN: {list:?}");
-        resolver.forwarder().set_upstreams(list);
-    }
-}
-
-async fn poll_wan_lease(wan: Arc<Mutex<WanLease>>, resolver: Arc<Resolver>) {
+async fn poll_wan_lease(part: Arc<DnsPart>) {
     let mut tick = tokio::time::interval(wan_lease::POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        refresh_wan(&wan, &resolver, false);
+        part.refresh_wan(false);
     }
 }
 
@@ -347,30 +405,28 @@ async fn flush_query_log(resolver: Arc<Resolver>) {
 }
 
 /// What a reload needs.
-#[derive(Debug)]
-struct Reload {
+struct Reloader {
     config: PathBuf,
-    hosts: Hosts,
-    resolver: Arc<Resolver>,
-    downloads: Option<PathBuf>,
+    /// Every part, DNS first.
+    parts: Vec<Arc<dyn Reloadable>>,
+    dns: Arc<DnsPart>,
     /// Wakes [`download_blocklists`] (SIGHUP).
     download_now: Notify,
 }
 
-impl Reload {
-    /// Re-read the config and every blocklist and swap them in; on any error keep
-    /// the old ones.
+impl Reloader {
+    /// Re-read the config and apply it to every part, or to none.
     fn reload(&self) {
-        let loaded = hearth_config::load(&self.config)
-            .map_err(|e| e.to_string())
-            .and_then(|cfg| {
-                state(&cfg, &self.hosts, self.downloads.as_deref()).map_err(|e| e.to_string())
-            });
-        match loaded {
-            Ok(s) => {
-                log::info!("reloaded: {} blocked names", s.blocks.len());
-                self.resolver.swap(s);
+        let cfg = match hearth_config::load(&self.config) {
+            Ok(cfg) => cfg,
+            Err(e) => {
+                log::error!("reload refused, keeping the old config: {e}");
+                return;
             }
+        };
+        let parts: Vec<&dyn Reloadable> = self.parts.iter().map(|p| p.as_ref()).collect();
+        match reload::apply(&parts, &cfg) {
+            Ok(()) => log::info!("reloaded {}", self.config.display()),
             Err(e) => log::error!("reload refused, keeping the old config: {e}"),
         }
     }
@@ -378,32 +434,32 @@ impl Reload {
 
 /// Download the `url` blocklists at start, on SIGHUP and every
 /// [`download::REFRESH`]; reload when a copy changed.
-async fn download_blocklists(reload: Arc<Reload>) {
-    let Some(dir) = reload.downloads.clone() else {
+async fn download_blocklists(reloader: Arc<Reloader>) {
+    let Some(dir) = reloader.dns.downloads.clone() else {
         return;
     };
     loop {
-        match hearth_config::load(&reload.config) {
+        match hearth_config::load(&reloader.config) {
             Ok(cfg) if cfg.dns.blocklists.iter().any(|l| l.url.is_some()) => {
                 let lists = cfg.dns.blocklists.clone();
                 let dir = dir.clone();
                 let changed =
                     tokio::task::spawn_blocking(move || download::fetch_all(&lists, &dir)).await;
                 if changed.unwrap_or(false) {
-                    reload.reload();
+                    reloader.reload();
                 }
             }
             Ok(_) => {}
             Err(e) => log::warn!("blocklist downloads: {e}"),
         }
         tokio::select! {
-            () = reload.download_now.notified() => {}
+            () = reloader.download_now.notified() => {}
             () = tokio::time::sleep(download::REFRESH) => {}
         }
     }
 }
 
-async fn reload_on_hangup(reload: &Reload, wan: Option<&Mutex<WanLease>>) {
+async fn reload_on_hangup(reloader: &Reloader) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -414,135 +470,8 @@ async fn reload_on_hangup(reload: &Reload, wan: Option<&Mutex<WanLease>>) {
         }
     };
     while hup.recv().await.is_some() {
-        if let Some(wan) = wan {
-            refresh_wan(wan, &reload.resolver, true);
-        }
-        reload.reload();
-        reload.download_now.notify_one();
-    }
-}
-
-/// One UDP worker thread: a blocking batched receive ([`super::udp_batch`]), the hot
-/// path inline, the full path inline too unless the query must be forwarded (a task
-/// on the runtime then), and the batch's replies sent in one call.
-struct UdpWorker {
-    sock: Arc<std::net::UdpSocket>,
-    resolver: Arc<Resolver>,
-    permits: Arc<Semaphore>,
-    runtime: tokio::runtime::Handle,
-}
-
-impl UdpWorker {
-    fn run(self) {
-        let (mut rx, mut tx) = (Receiver::new(), Sender::new());
-        loop {
-            let n = match rx.recv(self.sock.as_fd()) {
-                Ok(n) => n,
-                Err(e) => {
-                    log::debug!("DNS UDP receive: {e}");
-                    continue;
-                }
-            };
-            for i in 0..n {
-                let (req, peer) = rx.get(i);
-                self.answer(req, peer, tx.next(peer));
-            }
-            tx.flush(self.sock.as_fd());
-        }
-    }
-
-    /// Answer `req` into `out` (the hot path or the full one); left empty when
-    /// there is nothing to send now: dropped, or forwarded (a task replies later).
-    fn answer(&self, req: &[u8], peer: Peer, out: &mut Vec<u8>) {
-        if self.resolver.answer_fast(req, out) {
-            return;
-        }
-        out.clear();
-        let Some(peer) = peer.socket_addr() else {
-            return;
-        };
-        match self.resolver.prepare(req, true, peer.ip()) {
-            Step::Reply(reply) => *out = reply,
-            Step::Forward(req) => {
-                let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-                    log::debug!("{MAX_FORWARDS} queries in flight upstream; dropping one");
-                    return;
-                };
-                let (sock, resolver) = (self.sock.clone(), self.resolver.clone());
-                self.runtime.spawn(async move {
-                    let out = resolver.forward(&req, true, peer.ip()).await;
-                    // A UDP send does not block on a socket buffer worth waiting for.
-                    let _ = sock.send_to(&out, peer);
-                    drop(permit);
-                });
-            }
-            Step::Drop => {}
-        }
-    }
-}
-
-async fn serve_tcp(listener: TcpListener, resolver: Arc<Resolver>) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                tokio::spawn(tcp_client(stream, peer.ip(), resolver.clone()));
-            }
-            Err(e) => {
-                log::debug!("DNS TCP accept: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
-}
-
-async fn tcp_client(mut s: TcpStream, peer: IpAddr, resolver: Arc<Resolver>) {
-    loop {
-        let Ok(Ok(len)) = tokio::time::timeout(TCP_IDLE, s.read_u16()).await else {
-            return;
-        };
-        let mut buf = vec![0u8; usize::from(len)];
-        let Ok(Ok(_)) = tokio::time::timeout(TCP_IDLE, s.read_exact(&mut buf)).await else {
-            return;
-        };
-        let Some(out) = resolver.handle(&buf, false, peer).await else {
-            return;
-        };
-        let Ok(n) = u16::try_from(out.len()) else {
-            return;
-        };
-        let mut framed = Vec::with_capacity(out.len() + 2);
-        framed.extend_from_slice(&n.to_be_bytes());
-        framed.extend_from_slice(&out);
-        if s.write_all(&framed).await.is_err() {
-            return;
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn binds_an_address_this_host_does_not_have_yet() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let l = rt
-            .block_on(async { bind("192.0.2.53:0".parse().unwrap(), 2) })
-            .unwrap();
-        let port = l.udp[0].local_addr().unwrap().port();
-        assert_eq!(l.udp.len(), 2);
-        for u in &l.udp {
-            assert_eq!(
-                u.local_addr().unwrap().to_string(),
-                format!("192.0.2.53:{port}")
-            );
-        }
-        assert_eq!(
-            l.tcp.local_addr().unwrap().to_string(),
-            format!("192.0.2.53:{port}")
-        );
+        reloader.dns.refresh_wan(true);
+        reloader.reload();
+        reloader.download_now.notify_one();
     }
 }

@@ -187,6 +187,8 @@ struct Entry {
 struct Inner {
     map: HashMap<Box<[u8]>, Entry>,
     bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
     /// Bumped by every [`WireCache::clear`].
     generation: u64,
 }
@@ -194,8 +196,6 @@ struct Inner {
 /// The encoded-answer cache; shared by every UDP worker.
 #[derive(Debug)]
 pub struct WireCache {
-    max_entries: usize,
-    max_bytes: usize,
     inner: RwLock<Inner>,
 }
 
@@ -206,10 +206,22 @@ impl WireCache {
     /// An empty cache of at most `max_entries` answers and `max_bytes`.
     pub fn new(max_entries: usize, max_bytes: usize) -> Self {
         Self {
-            max_entries,
-            max_bytes,
-            inner: RwLock::new(Inner::default()),
+            inner: RwLock::new(Inner {
+                max_entries,
+                max_bytes,
+                ..Inner::default()
+            }),
         }
+    }
+
+    /// New bounds (a reload); everything stored is forgotten, as by [`Self::clear`].
+    pub fn set_limits(&self, max_entries: usize, max_bytes: usize) {
+        let mut g = self.inner.write().expect("wire cache lock");
+        g.max_entries = max_entries;
+        g.max_bytes = max_bytes;
+        g.map.clear();
+        g.bytes = 0;
+        g.generation += 1;
     }
 
     /// Write the answer to `req` (parsed as `q`) into `out` if one is stored and fresh.
@@ -279,11 +291,11 @@ impl WireCache {
         if let Some(old) = g.map.remove(q.key()) {
             g.bytes -= old.answer.len() + q.key_len + old.ttls.len() * 2 + ENTRY_OVERHEAD;
         }
-        if g.map.len() >= self.max_entries || g.bytes + bytes > self.max_bytes {
+        if g.map.len() >= g.max_entries || g.bytes + bytes > g.max_bytes {
             g.map.clear();
             g.bytes = 0;
         }
-        if bytes > self.max_bytes || self.max_entries == 0 {
+        if bytes > g.max_bytes || g.max_entries == 0 {
             return;
         }
         g.bytes += bytes;

@@ -6,7 +6,11 @@
 //! Owner and target names in `dns.records` are relative to `dns.domain` when they are
 //! a single label (`nas`) and absolute otherwise (`nas.home.arpa`, `example.com`).
 //! Static records win over DHCP names; static A records inside a local subnet get a
-//! PTR automatically (unless a static PTR exists for that address).
+//! PTR automatically (unless a static PTR exists for that address), and so do static
+//! AAAA records with a unique local address (`fc00::/7`, RFC 4193): the home's
+//! IPv6 names. The reverse zones of the local subnets and of all of `fc00::/7`
+//! (`c.f.ip6.arpa`, `d.f.ip6.arpa`; locally served per RFC 6303) are answered here,
+//! so a reverse lookup of a private address never leaks upstream.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,6 +22,11 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::hosts::Hosts;
+
+/// The reverse zones of `fc00::/7` (RFC 6303 4.3).
+fn ula_reverse() -> [Name; 2] {
+    ["c.f.ip6.arpa.", "d.f.ip6.arpa."].map(|z| Name::from_ascii(z).expect("a valid name"))
+}
 
 /// How many CNAMEs are followed inside the zone.
 const MAX_CHAIN: usize = 8;
@@ -119,14 +128,18 @@ impl Zone {
                 .or_default()
                 .push(Record::from_rdata(owner, ttl, data));
         }
-        // Automatic PTR for static A records in local subnets.
+        // Automatic PTR for static A records in local subnets and ULA AAAA records.
         let mut ptrs = Vec::new();
         for (owner, rrs) in &map {
             for r in rrs {
-                if let RData::A(A(ip)) = r.data {
-                    if subnets.iter().any(|s| s.contains(&ip)) {
+                match r.data {
+                    RData::A(A(ip)) if subnets.iter().any(|s| s.contains(&ip)) => {
                         ptrs.push((Name::from(ip), owner.clone()));
                     }
+                    RData::AAAA(AAAA(ip)) if ip.is_unique_local() => {
+                        ptrs.push((Name::from(ip), owner.clone()));
+                    }
+                    _ => {}
                 }
             }
         }
@@ -190,6 +203,9 @@ impl Zone {
         }
         if let Some(ip) = Self::reverse_ip(qname) {
             return self.subnets.iter().any(|s| s.contains(&ip));
+        }
+        if ula_reverse().iter().any(|z| z.zone_of(qname)) {
+            return true;
         }
         // Octet-aligned reverse zones of the subnets (e.g. 0.77.10.in-addr.arpa.).
         self.subnets.iter().any(|s| {
@@ -420,5 +436,23 @@ mod tests {
             .unwrap();
         assert_eq!(a.rcode, ResponseCode::NXDomain);
         assert!(z.owns(&n("0.77.10.in-addr.arpa.")));
+    }
+
+    #[test]
+    fn ula_addresses_get_ptr_and_their_reverse_zone_stays_local() {
+        let z = zone(Hosts::default());
+        let nas = n("0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.");
+        let a = z.answer(&nas, RecordType::PTR).unwrap();
+        assert_eq!(data(&a), ["nas.home.arpa."]);
+        // Another ULA: ours, and it does not exist.
+        let other = n("9.9.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa.");
+        assert_eq!(
+            z.answer(&other, RecordType::PTR).unwrap().rcode,
+            ResponseCode::NXDomain
+        );
+        assert!(z.owns(&n("c.f.ip6.arpa.")));
+        // A global address's reverse name is not ours: it is forwarded.
+        let global = n("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.");
+        assert!(z.answer(&global, RecordType::PTR).is_none());
     }
 }
