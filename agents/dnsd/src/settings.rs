@@ -8,7 +8,9 @@
 //! * Without it, `lan` is served on `network.lan.bridge` and segment `S` with VLAN `N`
 //!   on `vl-S` (netd's name for the segment's VLAN link on the bridge, which holds
 //!   the gateway address; see `agents/netd/README.md`); pools whose
-//!   interface does not exist are skipped with a warning.
+//!   interface does not exist are skipped with a warning. [`plan`] keeps them (with
+//!   no MTU), so the DHCP service can serve them once netd creates the interface
+//!   ([`crate::dhcp::service`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -54,17 +56,29 @@ impl std::str::FromStr for InterfaceFlag {
     }
 }
 
-fn interface_exists(iface: &str) -> bool {
+/// Whether network interface `iface` exists (in this network namespace).
+pub fn interface_exists(iface: &str) -> bool {
     Path::new("/sys/class/net").join(iface).exists()
 }
 
-fn interface_mtu(iface: &str) -> Option<u16> {
+/// The MTU of `iface`, if it exists.
+pub fn interface_mtu(iface: &str) -> Option<u16> {
     let path = Path::new("/sys/class/net").join(iface).join("mtu");
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
-/// The pools to serve.
-pub fn pools(cfg: &Config, flags: &[InterfaceFlag]) -> Result<Vec<Pool>, SettingsError> {
+/// Log that `pool`'s interface does not exist.
+pub fn warn_missing(pool: &Pool) {
+    log::warn!(
+        "network {}: interface {} does not exist; not serving DHCP there",
+        pool.segment,
+        pool.interface
+    );
+}
+
+/// Every pool the config and the flags ask for, also those whose interface does not
+/// exist yet (their `mtu` is `None`). With explicit flags, exactly the flagged pools.
+pub fn plan(cfg: &Config, flags: &[InterfaceFlag]) -> Result<Vec<Pool>, SettingsError> {
     let net = &cfg.network;
     let bridge = net.lan.bridge.as_str();
     // (network name, interface, appliance address, subnet)
@@ -107,12 +121,6 @@ pub fn pools(cfg: &Config, flags: &[InterfaceFlag]) -> Result<Vec<Pool>, Setting
             }
             continue;
         };
-        if !explicit && !interface_exists(&iface) {
-            log::warn!(
-                "network {network}: interface {iface} does not exist; not serving DHCP there"
-            );
-            continue;
-        }
         let (_, _, addr, cidr) = networks
             .iter()
             .find(|(n, _, _, _)| *n == network)

@@ -428,3 +428,209 @@ fn kill_9_mid_stream_keeps_every_acked_lease() {
         assert!(!acked.iter().any(|(_, ip)| *ip == got), "{got} given twice");
     }
 }
+
+/// Run `udhcpc -n -q` once on client `i` with the hook writing to `ev`: whether it
+/// got a lease and its stderr.
+fn udhcpc_once(lab: &Lab, i: usize, ev: &std::path::Path, tries: &str) -> (bool, String) {
+    let hook = hook_script(lab.dir.path(), ev);
+    let out = lab.clients[i]
+        .command("busybox")
+        .args([
+            "udhcpc", "-n", "-q", "-t", tries, "-T", "1", "-i", "c0", "-O", "mtu",
+        ])
+        .arg("-s")
+        .arg(&hook)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The last `bound` event of a hook log.
+fn bound(ev: &std::path::Path) -> String {
+    events(ev)
+        .into_iter()
+        .rfind(|l| l.starts_with("bound "))
+        .unwrap_or_else(|| panic!("no bound event: {:?}", events(ev)))
+}
+
+/// Whether a `bound IP ...` event's address is in .100-.120.
+fn in_range(event: &str) -> bool {
+    let ip: Ipv4Addr = event.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (Ipv4Addr::new(10, 77, 0, 100)..=Ipv4Addr::new(10, 77, 0, 120)).contains(&ip)
+}
+
+/// `dig +short NAME` against dnsd from client `i`.
+fn resolve(lab: &Lab, i: usize, name: &str) -> String {
+    let out = lab.clients[i]
+        .command("dig")
+        .args(["@10.77.0.1", "+short", "+time=2", "+tries=2", name])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn sighup_moves_a_client_to_its_new_reservation_and_a_bad_config_changes_nothing() {
+    let lab = Lab::new(3, &["02:00:00:00:00:51"]);
+    let a = common::config_text("10.77.0.100", "10.77.0.120", "1m", "", "");
+    let cfg = lab.write_config(&a);
+    let dnsd = lab.start_dnsd(&cfg);
+    let ev = lab.dir.path().join("udhcpc.events");
+    let hook = hook_script(lab.dir.path(), &ev);
+    let udhcpc = lab.clients[0]
+        .command("busybox")
+        .args(["udhcpc", "-f", "-i", "c0", "-s"])
+        .arg(&hook)
+        .args(["-x", "hostname:laptop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let udhcpc = common::KillOnDrop(udhcpc);
+    wait_until("udhcpc bound", Duration::from_secs(15), || {
+        events(&ev).iter().any(|l| l.starts_with("bound "))
+    });
+    let first = bound(&ev);
+    assert!(first.starts_with("bound 10.77.0.100 "), "{first}");
+    assert!(first.contains("lease=60"), "{first}");
+
+    // Config B: a reservation for the client's MAC, a longer lease.
+    let b = common::config_text(
+        "10.77.0.100",
+        "10.77.0.120",
+        "2m",
+        "",
+        r#"reservations = [ { mac = "02:00:00:00:00:51", address = "10.77.0.50", hostname = "desk" } ]"#,
+    );
+    lab.write_config(&b);
+    let reloaded = format!("reloaded {}", cfg.display());
+    dnsd.hup();
+    dnsd.wait_log(&reloaded, Duration::from_secs(10));
+    assert_eq!(resolve(&lab, 0, "desk.home.arpa"), "10.77.0.50");
+    // The client's renewal of .100 is NAKed; it starts over and gets .50.
+    common::sh(&["kill", "-USR1", &udhcpc.0.id().to_string()]);
+    wait_until(
+        "udhcpc bound to the reservation",
+        Duration::from_secs(20),
+        || {
+            events(&ev)
+                .iter()
+                .any(|l| l.starts_with("bound 10.77.0.50 "))
+        },
+    );
+    let moved = bound(&ev);
+    assert!(moved.contains("lease=120"), "{moved}");
+    assert!(
+        dnsd.log_text().contains("NAK 10.77.0.100"),
+        "{}",
+        dnsd.log_text()
+    );
+    let db = leases(&lab);
+    assert_eq!(
+        db[&"10.77.0.50".parse().unwrap()].hostname.as_deref(),
+        Some("desk")
+    );
+    let old = &db[&"10.77.0.100".parse().unwrap()];
+    assert!(!old.active(dnsd::dhcp::socket::unix_now()), "{old:?}");
+
+    // Config C does not parse: refused, B keeps serving (a new client gets a 2 min
+    // lease from B's range).
+    lab.write_config("version = 1\n[system\n");
+    dnsd.hup();
+    wait_until("C refused", Duration::from_secs(10), || {
+        dnsd.log_count("reload refused") == 1
+    });
+    let ev1 = lab.dir.path().join("c1.events");
+    let (ok, text) = udhcpc_once(&lab, 1, &ev1, "5");
+    assert!(ok, "{text}");
+    let got = bound(&ev1);
+    assert!(in_range(&got), "{got}");
+    assert!(got.contains("lease=120"), "{got}");
+
+    // Config D is valid but has no pool for the flagged `br0=lan`: DHCP refuses,
+    // so nothing changes (DNS included).
+    let d: String = a
+        .lines()
+        .filter(|l| !l.starts_with("pools ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    lab.write_config(&d);
+    dnsd.hup();
+    wait_until("D refused", Duration::from_secs(10), || {
+        dnsd.log_count("reload refused") == 2
+    });
+    assert!(
+        dnsd.log_text().contains("DHCP: --interface br0=lan"),
+        "{}",
+        dnsd.log_text()
+    );
+    let ev2 = lab.dir.path().join("c2.events");
+    let (ok, text) = udhcpc_once(&lab, 2, &ev2, "5");
+    assert!(ok, "{text}");
+    let got = bound(&ev2);
+    assert!(in_range(&got), "{got}");
+    assert!(got.contains("lease=120"), "{got}");
+    assert_eq!(resolve(&lab, 0, "desk.home.arpa"), "10.77.0.50");
+    assert_eq!(dnsd.log_count(&reloaded), 1);
+}
+
+#[test]
+#[ignore = "needs root + netns: run with --ignored"]
+fn an_interface_that_appears_late_is_served_and_a_reload_can_stop_and_restart_it() {
+    let lab = Lab::new(2, &[]);
+    // No --interface: `lan` is served on the config's bridge, which does not exist
+    // yet (the lab's bridge is br0).
+    let with_pool =
+        common::config_text("10.77.0.100", "10.77.0.120", "1m", "", "").replace("br-lan", "brlate");
+    let cfg = lab.write_config(&with_pool);
+    let dnsd = lab.start_dnsd_with(&cfg, &[]);
+    assert!(
+        dnsd.log_text().contains("interface brlate does not exist"),
+        "{}",
+        dnsd.log_text()
+    );
+    // netd creates the bridge: here, br0 is renamed.
+    lab.server.ip(&["link", "set", "br0", "down"]);
+    lab.server.ip(&["link", "set", "br0", "name", "brlate"]);
+    lab.server.ip(&["link", "set", "brlate", "up"]);
+    dnsd.wait_log("serving DHCP on brlate now", Duration::from_secs(15));
+    let ev0 = lab.dir.path().join("c0.events");
+    let (ok, text) = udhcpc_once(&lab, 0, &ev0, "5");
+    assert!(ok, "{text}");
+    let got = bound(&ev0);
+    assert!(got.starts_with("bound 10.77.0.100 "), "{got}");
+    // The MTU was read when the interface appeared.
+    assert!(got.contains("mtu=1500"), "{got}");
+
+    // A config without the pool: the interface is no longer served...
+    let without: String = with_pool
+        .lines()
+        .filter(|l| !l.starts_with("pools ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    lab.write_config(&without);
+    dnsd.hup();
+    dnsd.wait_log("no longer serving DHCP on brlate", Duration::from_secs(10));
+    let ev1 = lab.dir.path().join("c1.events");
+    let (ok, text) = udhcpc_once(&lab, 1, &ev1, "2");
+    assert!(!ok, "a lease from an interface no longer served: {text}");
+    // ...and with it again, served on the same socket.
+    lab.write_config(&with_pool);
+    dnsd.hup();
+    let reloaded = format!("reloaded {}", cfg.display());
+    wait_until("second reload", Duration::from_secs(10), || {
+        dnsd.log_count(&reloaded) == 2
+    });
+    let (ok, text) = udhcpc_once(&lab, 1, &ev1, "5");
+    assert!(ok, "{text}");
+    assert!(
+        bound(&ev1).starts_with("bound 10.77.0.101 "),
+        "{:?}",
+        events(&ev1)
+    );
+    assert_eq!(dnsd.log_count("serving DHCP on brlate now"), 1);
+}

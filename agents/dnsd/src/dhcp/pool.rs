@@ -20,7 +20,7 @@ pub struct Reservation {
 }
 
 /// Everything the server needs to serve one segment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pool {
     /// Segment name (`lan` or a segment), for logs.
     pub segment: String,

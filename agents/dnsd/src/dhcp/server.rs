@@ -8,6 +8,14 @@
 //! no ACK of the batch leaves before its leases are durable; OFFERs and NAKs, which
 //! promise nothing durable, may leave before the fsync ([`Server::handle_batch_early`]). The server is authoritative for its subnets:
 //! a REQUEST for an address it cannot give gets a NAK.
+//!
+//! Pools live in *slots*, one per served interface, stable for the life of the
+//! process; a reload swaps the whole set under the same lock
+//! ([`Server::replace_pools`]), so every request is decided against one consistent
+//! set. An empty slot (its interface is no longer served) ignores requests. A
+//! client holding an address the new pools no longer give it (outside a shrunk
+//! range, now reserved for another MAC) gets a NAK when it renews, and that lease
+//! ends then, so the address is free for the client it is now meant for.
 
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
@@ -56,31 +64,34 @@ const DECLINE_SECS: u64 = 3600;
 struct State {
     db: LeaseDb,
     offers: Offers,
+    /// The pool of every slot; `None`: the slot's interface is not served.
+    pools: Vec<Option<Pool>>,
 }
 
 /// The DHCP server for every pool, sharing one lease database.
 pub struct Server {
-    pools: Vec<Pool>,
     state: Mutex<State>,
     hosts: Hosts,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.lock().expect("lease lock");
         f.debug_struct("Server")
-            .field("pools", &self.pools)
+            .field("pools", &st.pools)
             .finish_non_exhaustive()
     }
 }
 
 impl Server {
-    /// A server for `pools` over `db`; publishes leased host names into `hosts`.
+    /// A server for `pools` (pool `i` in slot `i`) over `db`; publishes reservation
+    /// names and leased host names into `hosts`.
     pub fn new(pools: Vec<Pool>, db: LeaseDb, hosts: Hosts, now: u64) -> Self {
         let server = Self {
-            pools,
             state: Mutex::new(State {
                 db,
                 offers: Offers::new(),
+                pools: pools.into_iter().map(Some).collect(),
             }),
             hosts,
         };
@@ -88,9 +99,40 @@ impl Server {
         server
     }
 
-    /// The pools, in the order `handle` indexes them.
-    pub fn pools(&self) -> &[Pool] {
-        &self.pools
+    /// The pool served in `slot` (a copy), if any.
+    pub fn pool(&self, slot: usize) -> Option<Pool> {
+        let st = self.state.lock().expect("lease lock");
+        st.pools.get(slot).cloned().flatten()
+    }
+
+    /// Serve `slots` from now on (slot `i` is what `handle(i, ..)` answers from;
+    /// slots beyond the vector are empty). Reservation names that are gone leave
+    /// the host table, new ones enter it. Leases are untouched: one the new pools
+    /// no longer allow is NAKed at its renewal.
+    pub fn replace_pools(&self, slots: Vec<Option<Pool>>, now: u64) {
+        let mut st = self.state.lock().expect("lease lock");
+        let names = |pools: &[Option<Pool>]| -> Vec<(String, Ipv4Addr)> {
+            let mut v: Vec<_> = pools
+                .iter()
+                .flatten()
+                .flat_map(|p| p.reservations.values())
+                .map(|r| (r.hostname.clone(), r.ip))
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let (old, new) = (names(&st.pools), names(&slots));
+        for (name, ip) in old.iter().filter(|n| !new.contains(n)) {
+            self.hosts.remove(name, *ip);
+        }
+        for (name, ip) in new.iter().filter(|n| !old.contains(n)) {
+            self.hosts.insert(name, *ip);
+        }
+        // Offers made from the old pools are checked again at the REQUEST; drop the
+        // expired ones now.
+        st.offers.retain(|_, (_, until)| *until > now);
+        st.pools = slots;
     }
 
     /// Every lease in the database (for status and tests).
@@ -101,7 +143,7 @@ impl Server {
 
     fn publish_all(&self, now: u64) {
         let st = self.state.lock().expect("lease lock");
-        for pool in &self.pools {
+        for pool in st.pools.iter().flatten() {
             for r in pool.reservations.values() {
                 self.hosts.insert(&r.hostname, r.ip);
             }
@@ -113,8 +155,9 @@ impl Server {
         }
     }
 
-    /// Answer `req`, received on pool `pool`'s interface at unix time `now`. Errors
-    /// only when the lease could not be made durable; no ACK is sent then.
+    /// Answer `req`, received on slot `pool`'s interface at unix time `now` (`None`
+    /// when the slot is empty). Errors only when the lease could not be made
+    /// durable; no ACK is sent then.
     pub fn handle(
         &self,
         pool: usize,
@@ -182,11 +225,14 @@ impl Server {
     fn decide(
         &self,
         st: &mut State,
-        pool: usize,
+        slot: usize,
         req: &Message,
         now: u64,
     ) -> Result<Option<Reply>, LeaseError> {
-        let pool = &self.pools[pool];
+        let State { db, offers, pools } = st;
+        let Some(pool) = pools.get(slot).and_then(Option::as_ref) else {
+            return Ok(None);
+        };
         // dhcproto's `chaddr()` slices its 16-byte field by `hlen` and panics on a
         // larger one (found by the dhcp_packet fuzz target): such a packet is garbage.
         if req.opcode() != Opcode::BootRequest || usize::from(req.hlen()) > 16 {
@@ -204,26 +250,34 @@ impl Server {
             Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
             _ => None,
         };
-        st.offers.retain(|_, (_, until)| *until > now);
+        offers.retain(|_, (_, until)| *until > now);
         match kind {
             MessageType::Discover => {
-                let Some(ip) = pool.choose(&st.db, &st.offers, mac, requested, now) else {
-                    log::warn!(
-                        "{}: no address for {mac}: pool {}-{} exhausted",
-                        pool.segment,
-                        pool.range.start(),
-                        pool.range.end()
-                    );
+                let Some(ip) = pool.choose(db, offers, mac, requested, now) else {
+                    match pool.reservation(mac) {
+                        Some(r) => log::warn!(
+                            "{}: no address for {mac}: its reserved {} is still leased to \
+                             another client",
+                            pool.segment,
+                            r.ip
+                        ),
+                        None => log::warn!(
+                            "{}: no address for {mac}: pool {}-{} exhausted",
+                            pool.segment,
+                            pool.range.start(),
+                            pool.range.end()
+                        ),
+                    }
                     return Ok(None);
                 };
-                st.offers.insert(ip, (mac, now + OFFER_HOLD_SECS));
+                offers.insert(ip, (mac, now + OFFER_HOLD_SECS));
                 log::debug!("{}: offer {ip} to {mac}", pool.segment);
                 Ok(Some(reply(pool, req, MessageType::Offer, Some(ip))))
             }
             MessageType::Request => {
                 if server_id.is_some_and(|s| s != pool.server_ip) {
                     // The client chose another server's offer.
-                    st.offers.retain(|_, (m, _)| *m != mac);
+                    offers.retain(|_, (m, _)| *m != mac);
                     return Ok(None);
                 }
                 // SELECTING and INIT-REBOOT name the address in option 50;
@@ -234,11 +288,27 @@ impl Server {
                     _ => return Ok(Some(nak(pool, req))),
                 };
                 let reserved_elsewhere = pool.reservation(mac).is_some_and(|r| r.ip != ip);
-                if reserved_elsewhere || !pool.available(&st.db, &st.offers, mac, ip, now) {
+                if reserved_elsewhere || !pool.available(db, offers, mac, ip, now) {
                     log::info!("{}: NAK {ip} for {mac}", pool.segment);
+                    // A NAK for the client's own lease (a reload took the address out
+                    // of the range or reserved it for another MAC): the client must
+                    // stop using it, so the lease ends now and the address is free
+                    // for the client it is meant for.
+                    let own = db
+                        .get(ip)
+                        .filter(|l| l.mac == Some(mac) && l.active(now))
+                        .filter(|_| pool.subnet.contains(&ip))
+                        .cloned();
+                    if let Some(l) = own {
+                        if let Some(h) = &l.hostname {
+                            self.hosts.remove(h, ip);
+                        }
+                        db.stage(Lease { expires: now, ..l })?;
+                        log::info!("{}: lease of {ip} to {mac} ended", pool.segment);
+                    }
                     return Ok(Some(nak(pool, req)));
                 }
-                let previous = st.db.get(ip).cloned();
+                let previous = db.get(ip).cloned();
                 let hostname = pool
                     .reservation(mac)
                     .map(|r| r.hostname.clone())
@@ -250,8 +320,8 @@ impl Server {
                     expires: now + u64::from(pool.lease_secs),
                     hostname: hostname.clone(),
                 };
-                st.db.stage(lease)?;
-                st.offers.remove(&ip);
+                db.stage(lease)?;
+                offers.remove(&ip);
                 if let Some(old) = previous.and_then(|l| l.hostname) {
                     self.hosts.remove(&old, ip);
                 }
@@ -267,36 +337,36 @@ impl Server {
             }
             MessageType::Decline => {
                 let Some(ip) = requested else { return Ok(None) };
-                let ours = st.db.get(ip).is_some_and(|l| l.mac == Some(mac))
-                    || st.offers.get(&ip).is_some_and(|(m, _)| *m == mac);
+                let ours = db.get(ip).is_some_and(|l| l.mac == Some(mac))
+                    || offers.get(&ip).is_some_and(|(m, _)| *m == mac);
                 if ours && pool.subnet.contains(&ip) {
                     log::warn!(
                         "{}: {mac} declined {ip}: in use by another host",
                         pool.segment
                     );
-                    if let Some(h) = st.db.get(ip).and_then(|l| l.hostname.clone()) {
+                    if let Some(h) = db.get(ip).and_then(|l| l.hostname.clone()) {
                         self.hosts.remove(&h, ip);
                     }
                     let quarantine = DECLINE_SECS.min(u64::from(pool.lease_secs));
-                    st.db.stage(Lease {
+                    db.stage(Lease {
                         ip,
                         mac: None,
                         expires: now + quarantine,
                         hostname: None,
                     })?;
-                    st.offers.remove(&ip);
+                    offers.remove(&ip);
                 }
                 Ok(None)
             }
             MessageType::Release => {
                 let ip = req.ciaddr();
-                if let Some(l) = st.db.get(ip).filter(|l| l.mac == Some(mac)).cloned() {
+                if let Some(l) = db.get(ip).filter(|l| l.mac == Some(mac)).cloned() {
                     if let Some(h) = &l.hostname {
                         self.hosts.remove(h, ip);
                     }
                     // Keep the client's claim (it gets the address back next time) but
                     // end the lease now.
-                    st.db.stage(Lease {
+                    db.stage(Lease {
                         expires: now.min(l.expires),
                         ..l
                     })?;
@@ -402,6 +472,7 @@ fn reply(pool: &Pool, req: &Message, kind: MessageType, yiaddr: Option<Ipv4Addr>
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::ops::RangeInclusive;
 
     use super::*;
     use crate::dhcp::pool::Reservation;
@@ -618,5 +689,178 @@ mod tests {
         dec.opts_mut().insert(DhcpOption::RequestedIpAddress(ip));
         assert!(s.handle(0, &dec, 1000).unwrap().is_none());
         assert_ne!(dora(&s, 1, 1001), Some(ip));
+    }
+
+    /// The test pool with `range` and `reservations` instead.
+    fn pool_with(
+        s: &Server,
+        range: RangeInclusive<Ipv4Addr>,
+        reservations: &[(u8, u8, &str)],
+    ) -> Pool {
+        let mut p = s.pool(0).unwrap();
+        p.range = range;
+        p.reservations = reservations
+            .iter()
+            .map(|(mac, last, name)| {
+                (
+                    Mac([2, 0, 0, 0, 0, *mac]),
+                    Reservation {
+                        ip: Ipv4Addr::new(10, 9, 0, *last),
+                        hostname: (*name).into(),
+                    },
+                )
+            })
+            .collect();
+        p
+    }
+
+    fn renew(s: &Server, mac: u8, ip: Ipv4Addr, now: u64) -> MessageType {
+        let mut r = msg(mac, MessageType::Request);
+        r.set_ciaddr(ip);
+        let reply = s.handle(0, &r, now).unwrap().unwrap();
+        reply.msg.opts().msg_type().unwrap()
+    }
+
+    const fn ip(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 9, 0, last)
+    }
+
+    #[test]
+    fn a_shrunk_range_naks_a_renewal_outside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        assert_eq!(dora(&s, 1, 1000), Some(ip(100)));
+        assert_eq!(dora(&s, 2, 1000), Some(ip(101)));
+        s.replace_pools(vec![Some(pool_with(&s, ip(101)..=ip(110), &[]))], 1100);
+        // .101 is still in range: renewed. .100 is not: NAK, and the lease ends.
+        assert_eq!(renew(&s, 2, ip(101), 1100), MessageType::Ack);
+        assert_eq!(renew(&s, 1, ip(100), 1100), MessageType::Nak);
+        let l = s.leases().into_iter().find(|l| l.ip == ip(100)).unwrap();
+        assert!(!l.active(1100), "{l:?}");
+        // The client's DISCOVER gets an address of the new range.
+        assert_eq!(dora(&s, 1, 1100), Some(ip(102)));
+    }
+
+    #[test]
+    fn a_new_reservation_never_takes_an_address_leased_to_another_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        // Client 1 holds .100; the new config reserves .100 for client 7.
+        assert_eq!(dora(&s, 1, 1000), Some(ip(100)));
+        let reserved = pool_with(&s, ip(100)..=ip(110), &[(7, 100, "nas")]);
+        s.replace_pools(vec![Some(reserved)], 1010);
+        // While client 1's lease is active client 7 gets nothing: no offer, a NAK
+        // for the address itself.
+        assert!(s
+            .handle(0, &msg(7, MessageType::Discover), 1010)
+            .unwrap()
+            .is_none());
+        let mut req = msg(7, MessageType::Request);
+        req.opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(ip(100)));
+        let nak = s.handle(0, &req, 1010).unwrap().unwrap();
+        assert_eq!(nak.msg.opts().msg_type(), Some(MessageType::Nak));
+        // The name is published for the reserved address already.
+        assert_eq!(s.hosts.lookup("nas"), Some(ip(100)));
+        // Client 1's renewal is NAKed, which ends its lease; it moves on...
+        assert_eq!(renew(&s, 1, ip(100), 1020), MessageType::Nak);
+        assert_eq!(dora(&s, 1, 1020), Some(ip(101)));
+        // ...and client 7 gets its reservation, each address with one client.
+        assert_eq!(dora(&s, 7, 1021), Some(ip(100)));
+        let owners: HashMap<Ipv4Addr, Mac> = s
+            .leases()
+            .into_iter()
+            .filter(|l| l.active(1021))
+            .map(|l| (l.ip, l.mac.unwrap()))
+            .collect();
+        assert_eq!(owners[&ip(100)], Mac([2, 0, 0, 0, 0, 7]));
+        assert_eq!(owners[&ip(101)], Mac([2, 0, 0, 0, 0, 1]));
+        assert_eq!(owners.len(), 2);
+    }
+
+    #[test]
+    fn a_reserved_client_gets_its_address_once_the_other_lease_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        assert_eq!(dora(&s, 1, 1000), Some(ip(100)));
+        assert_eq!(dora(&s, 2, 1000), Some(ip(101)));
+        let reserved = pool_with(&s, ip(100)..=ip(110), &[(7, 100, "nas"), (8, 101, "tv")]);
+        s.replace_pools(vec![Some(reserved)], 1010);
+        assert_eq!(dora(&s, 7, 1010), None);
+        assert_eq!(dora(&s, 8, 1010), None);
+        // Client 1 releases: client 7 may have .100 now.
+        let mut rel = msg(1, MessageType::Release);
+        rel.set_ciaddr(ip(100));
+        assert!(s.handle(0, &rel, 1011).unwrap().is_none());
+        assert_eq!(dora(&s, 7, 1012), Some(ip(100)));
+        // Client 2's lease (600 s) expires: client 8 may have .101.
+        assert_eq!(dora(&s, 8, 1599), None);
+        assert_eq!(dora(&s, 8, 1600), Some(ip(101)));
+    }
+
+    #[test]
+    fn reservation_names_follow_the_pools() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        assert_eq!(s.hosts.lookup("printer"), Some(ip(50)));
+        // The printer moves to .60 and a NAS appears.
+        let p = pool_with(
+            &s,
+            ip(100)..=ip(101),
+            &[(0x99, 60, "printer"), (7, 70, "nas")],
+        );
+        s.replace_pools(vec![Some(p)], 1000);
+        assert_eq!(s.hosts.lookup("printer"), Some(ip(60)));
+        assert_eq!(s.hosts.lookup("nas"), Some(ip(70)));
+        // Both go.
+        let p = pool_with(&s, ip(100)..=ip(101), &[]);
+        s.replace_pools(vec![Some(p)], 1000);
+        assert_eq!(s.hosts.lookup("printer"), None);
+        assert_eq!(s.hosts.lookup("nas"), None);
+        // A leased name (not a reservation's) stays.
+        let mut disc = msg(1, MessageType::Discover);
+        disc.opts_mut()
+            .insert(DhcpOption::Hostname("laptop".into()));
+        let offer = s.handle(0, &disc, 1000).unwrap().unwrap();
+        let mut req = msg(1, MessageType::Request);
+        req.opts_mut()
+            .insert(DhcpOption::RequestedIpAddress(offer.msg.yiaddr()));
+        req.opts_mut().insert(DhcpOption::Hostname("laptop".into()));
+        s.handle(0, &req, 1000).unwrap().unwrap();
+        s.replace_pools(vec![None], 1000);
+        assert_eq!(s.hosts.lookup("laptop"), Some(ip(100)));
+    }
+
+    #[test]
+    fn an_empty_slot_ignores_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = server(dir.path());
+        let ip100 = dora(&s, 1, 1000).unwrap();
+        s.replace_pools(vec![None, Some(s.pool(0).unwrap())], 1000);
+        assert!(s.pool(0).is_none());
+        for kind in [
+            MessageType::Discover,
+            MessageType::Request,
+            MessageType::Inform,
+            MessageType::Release,
+        ] {
+            let mut m = msg(1, kind);
+            m.set_ciaddr(ip100);
+            assert!(s.handle(0, &m, 1000).unwrap().is_none(), "{kind:?}");
+        }
+        // A slot past the end is empty too.
+        assert!(s
+            .handle(5, &msg(1, MessageType::Discover), 1000)
+            .unwrap()
+            .is_none());
+        // Slot 1 serves the pool, and the lease survived the swap.
+        assert_eq!(renew_slot(&s, 1, 1, ip100), MessageType::Ack);
+    }
+
+    fn renew_slot(s: &Server, slot: usize, mac: u8, ip: Ipv4Addr) -> MessageType {
+        let mut r = msg(mac, MessageType::Request);
+        r.set_ciaddr(ip);
+        let reply = s.handle(slot, &r, 1000).unwrap().unwrap();
+        reply.msg.opts().msg_type().unwrap()
     }
 }

@@ -80,13 +80,17 @@ const BATCH: usize = 1024;
 /// Receive buffer asked for: ~2000 queued requests at the kernel's per-packet cost.
 const RCVBUF: usize = 4 << 20;
 
-/// Serve pool `pool` on `sock` forever. Waits for a request, then takes every
+/// Serve slot `pool` on `sock` forever (a slot whose pool was removed by a reload
+/// ignores what arrives; see [`Server::replace_pools`]). Waits for a request, then takes every
 /// further one already queued on the socket (up to [`BATCH`]) and answers them as
 /// one batch ([`Server::handle_batch_early`]: one fsync for all their leases, the
 /// ACKs after it; OFFERs and NAKs, which promise nothing durable, before it). Bad packets are dropped (logged at most once every few seconds); a
 /// batch whose leases cannot be written is logged and not answered.
 pub fn serve(server: Arc<Server>, pool: usize, sock: UdpSocket) {
-    let iface = server.pools()[pool].interface.clone();
+    // A slot keeps its interface for the life of the process.
+    let iface = server
+        .pool(pool)
+        .map_or_else(|| format!("DHCP slot {pool}"), |p| p.interface);
     let mut buf = vec![0u8; 4096];
     let mut quiet_until = Instant::now();
     let mut throttled = |msg: String| {

@@ -143,23 +143,12 @@ impl Lab {
 
     /// Like [`Lab::config`], with `dns_keys` (`key = value` lines) in `[dns]`.
     pub fn config_with_dns(&self, start: &str, end: &str, dns_keys: &str, extra: &str) -> PathBuf {
+        self.write_config(&config_text(start, end, "1m", dns_keys, extra))
+    }
+
+    /// Write `text` as the config (replacing the last one) and return its path.
+    pub fn write_config(&self, text: &str) -> PathBuf {
         let path = self.dir.path().join("config.toml");
-        let text = format!(
-            r#"version = 1
-[system]
-hostname = "hearth"
-[network.lan]
-bridge = "br-lan"
-address = "10.77.0.1/24"
-[dns]
-domain = "home.arpa"
-{dns_keys}
-[dhcp]
-ntp_servers = ["10.77.0.5", "10.77.0.6"]
-pools = [ {{ segment = "lan", range_start = "{start}", range_end = "{end}", lease_time = "1m", routes = [ {{ destination = "192.168.50.0/24", gateway = "10.77.0.3" }} ] }} ]
-{extra}
-"#
-        );
         std::fs::write(&path, text).unwrap();
         path
     }
@@ -170,6 +159,12 @@ pools = [ {{ segment = "lan", range_start = "{start}", range_end = "{end}", leas
 
     /// Start dnsd in the server namespace on `br0` and wait until it is ready.
     pub fn start_dnsd(&self, config: &Path) -> Dnsd {
+        self.start_dnsd_with(config, &["--interface", "br0=lan"])
+    }
+
+    /// Start dnsd in the server namespace with `args` after `--config` and
+    /// `--state-dir` and wait until it is ready.
+    pub fn start_dnsd_with(&self, config: &Path, args: &[&str]) -> Dnsd {
         let log = self.dir.path().join(format!(
             "dnsd-{}.log",
             COUNTER.fetch_add(1, Ordering::SeqCst)
@@ -179,7 +174,7 @@ pools = [ {{ segment = "lan", range_start = "{start}", range_end = "{end}", leas
             .arg(config)
             .arg("--state-dir")
             .arg(self.state_dir())
-            .args(["--interface", "br0=lan"])
+            .args(args)
             .env("HEARTH_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -189,6 +184,27 @@ pools = [ {{ segment = "lan", range_start = "{start}", range_end = "{end}", leas
         d.wait_log("ready", Duration::from_secs(10));
         d
     }
+}
+
+/// The test config: the LAN (`br-lan`, 10.77.0.1/24) with a pool `start..=end`
+/// leasing for `lease`, `dns_keys` in `[dns]` and `extra` lines in `[dhcp]`.
+pub fn config_text(start: &str, end: &str, lease: &str, dns_keys: &str, extra: &str) -> String {
+    format!(
+        r#"version = 1
+[system]
+hostname = "hearth"
+[network.lan]
+bridge = "br-lan"
+address = "10.77.0.1/24"
+[dns]
+domain = "home.arpa"
+{dns_keys}
+[dhcp]
+ntp_servers = ["10.77.0.5", "10.77.0.6"]
+pools = [ {{ segment = "lan", range_start = "{start}", range_end = "{end}", lease_time = "{lease}", routes = [ {{ destination = "192.168.50.0/24", gateway = "10.77.0.3" }} ] }} ]
+{extra}
+"#
+    )
 }
 
 /// A running dnsd; killed (SIGKILL) on drop.
@@ -213,6 +229,16 @@ impl Dnsd {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("dnsd log never said {needle:?}:\n{}", self.log_text());
+    }
+
+    /// Send SIGHUP (reload the config).
+    pub fn hup(&self) {
+        sh(&["kill", "-HUP", &self.child.id().to_string()]);
+    }
+
+    /// How often the log contains `needle`.
+    pub fn log_count(&self, needle: &str) -> usize {
+        self.log_text().matches(needle).count()
     }
 
     /// `kill -9`.
