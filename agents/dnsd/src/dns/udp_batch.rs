@@ -109,7 +109,7 @@ impl Receiver {
                 sock.as_raw_fd(),
                 self.hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
-                libc::MSG_WAITFORONE,
+                libc::MSG_WAITFORONE as _, // c_int on glibc, c_uint on musl
                 std::ptr::null_mut(),
             )
         };
