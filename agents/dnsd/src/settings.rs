@@ -61,6 +61,12 @@ pub fn interface_exists(iface: &str) -> bool {
     Path::new("/sys/class/net").join(iface).exists()
 }
 
+/// The index of `iface`, if it exists (a new one each time it is created).
+pub fn interface_index(iface: &str) -> Option<u32> {
+    let path = Path::new("/sys/class/net").join(iface).join("ifindex");
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
 /// The MTU of `iface`, if it exists.
 pub fn interface_mtu(iface: &str) -> Option<u16> {
     let path = Path::new("/sys/class/net").join(iface).join("mtu");

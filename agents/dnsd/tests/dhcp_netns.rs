@@ -633,4 +633,32 @@ fn an_interface_that_appears_late_is_served_and_a_reload_can_stop_and_restart_it
         events(&ev1)
     );
     assert_eq!(dnsd.log_count("serving DHCP on brlate now"), 1);
+
+    // netd deletes the bridge and creates it again (a new index): the old socket
+    // is bound to a device that is gone; dnsd binds the new one by itself.
+    let ports: Vec<String> = lab
+        .server
+        .ip(&["-o", "link", "show", "master", "brlate"])
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap().to_owned())
+        .collect();
+    assert_eq!(ports.len(), 2, "{ports:?}");
+    lab.server.ip(&["link", "del", "brlate"]);
+    lab.server.ip(&["link", "add", "brlate", "type", "bridge"]);
+    lab.server
+        .ip(&["addr", "add", "10.77.0.1/24", "dev", "brlate"]);
+    for port in &ports {
+        lab.server
+            .ip(&["link", "set", port, "master", "brlate", "up"]);
+    }
+    lab.server.ip(&["link", "set", "brlate", "up"]);
+    dnsd.wait_log(
+        "interface brlate was recreated: DHCP bound to it again",
+        Duration::from_secs(15),
+    );
+    let ev2 = lab.dir.path().join("c0-again.events");
+    let (ok, text) = udhcpc_once(&lab, 0, &ev2, "5");
+    assert!(ok, "no lease on the recreated bridge: {text}");
+    assert!(in_range(&bound(&ev2)), "{:?}", events(&ev2));
 }

@@ -23,6 +23,12 @@
 //! ("serving DHCP on X now"). With explicit `--interface` flags nothing is missing:
 //! a flagged interface that does not exist fails the start or refuses the reload.
 //!
+//! An interface deleted and created again under the same name (netd recreates
+//! `vl-S` when a segment's VLAN id changes) has a new index, and a socket bound to
+//! the old device hears nothing: the same check notices the new index and binds a
+//! new socket for the slot ("interface X was recreated"); the old socket's thread is
+//! left idle on the dead device.
+//!
 //! The lease database is always opened, also when no pool is served at start, so
 //! pools that a reload or a late interface adds work like the first ones.
 
@@ -64,6 +70,8 @@ pub enum ServiceError {
 
 /// Whether an interface exists; replaced in tests.
 type Exists = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+/// An interface's index; replaced in tests.
+type Index = Arc<dyn Fn(&str) -> Option<u32> + Send + Sync>;
 
 /// How the service binds and finds interfaces. Tests bind port 0 on `lo` and decide
 /// when an interface "appears".
@@ -71,6 +79,7 @@ type Exists = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 struct Env {
     port: u16,
     exists: Exists,
+    index: Index,
     /// `None`: no background thread (tests call [`Shared::recheck`]).
     recheck: Option<Duration>,
 }
@@ -80,6 +89,7 @@ impl Default for Env {
         Self {
             port: socket::SERVER_PORT,
             exists: Arc::new(settings::interface_exists),
+            index: Arc::new(settings::interface_index),
             recheck: Some(RECHECK),
         }
     }
@@ -110,6 +120,8 @@ struct Shared {
 struct Inner {
     /// The interface of every slot, in slot order; each has a socket and a thread.
     ifaces: Vec<String>,
+    /// The index of each slot's interface when its socket was bound.
+    indexes: Vec<Option<u32>>,
     /// Every pool of the last committed config, also those whose interface is
     /// missing.
     wanted: Vec<Pool>,
@@ -243,13 +255,13 @@ impl Shared {
     fn commit(&self, plan: Vec<Pool>, sockets: Vec<(String, UdpSocket)>) {
         let mut inner = self.lock();
         inner.wanted = plan;
-        let first_new = inner.ifaces.len();
         let mut fresh = Vec::new();
         for (iface, sock) in sockets {
             // The watcher may have bound it since prepare: keep that one.
             if !inner.ifaces.contains(&iface) {
+                fresh.push((inner.ifaces.len(), sock));
+                inner.indexes.push((self.env.index)(&iface));
                 inner.ifaces.push(iface);
-                fresh.push(sock);
             }
         }
         for p in inner
@@ -266,15 +278,16 @@ impl Shared {
             );
         }
         self.install(&mut inner);
-        self.spawn(&inner, first_new, fresh);
+        self.spawn(&inner, fresh);
     }
 
-    /// Serve the wanted pools whose interface appeared since the last look; returns
-    /// the interfaces this added.
+    /// Serve the wanted pools whose interface appeared since the last look, and
+    /// rebind the slots whose interface was recreated; returns the interfaces this
+    /// (re)bound.
     fn recheck(&self) -> Vec<String> {
         let mut inner = self.lock();
         let first_new = inner.ifaces.len();
-        let mut fresh = Vec::new();
+        let mut fresh = self.rebind_recreated(&mut inner);
         let missing: Vec<String> = inner
             .wanted
             .iter()
@@ -293,8 +306,9 @@ impl Shared {
                         p.mtu = mtu;
                     }
                     log::info!("serving DHCP on {iface} now");
+                    fresh.push((inner.ifaces.len(), sock));
+                    inner.indexes.push((self.env.index)(&iface));
                     inner.ifaces.push(iface);
-                    fresh.push(sock);
                 }
                 Err(e) => {
                     if inner.bind_failed.insert(iface) {
@@ -306,10 +320,46 @@ impl Shared {
         if fresh.is_empty() {
             return Vec::new();
         }
-        let added = inner.ifaces[first_new..].to_vec();
+        let mut added: Vec<String> = fresh
+            .iter()
+            .filter(|(slot, _)| *slot < first_new)
+            .map(|(slot, _)| inner.ifaces[*slot].clone())
+            .collect();
+        added.extend_from_slice(&inner.ifaces[first_new..]);
         self.install(&mut inner);
-        self.spawn(&inner, first_new, fresh);
+        self.spawn(&inner, fresh);
         added
+    }
+
+    /// New sockets for the served slots whose interface now has another index (it
+    /// was deleted and created again); the MTU is read again too.
+    fn rebind_recreated(&self, inner: &mut Inner) -> Vec<(usize, UdpSocket)> {
+        let mut fresh = Vec::new();
+        for slot in 0..inner.ifaces.len() {
+            let iface = inner.ifaces[slot].clone();
+            let served = inner.served.get(slot).is_some_and(Option::is_some);
+            let now = (self.env.index)(&iface);
+            if !served || now.is_none() || now == inner.indexes[slot] {
+                continue;
+            }
+            match socket::bind(&iface, self.env.port) {
+                Ok(sock) => {
+                    log::info!("interface {iface} was recreated: DHCP bound to it again");
+                    inner.indexes[slot] = now;
+                    let mtu = settings::interface_mtu(&iface);
+                    for p in inner.wanted.iter_mut().filter(|p| p.interface == iface) {
+                        p.mtu = mtu;
+                    }
+                    fresh.push((slot, sock));
+                }
+                Err(e) => {
+                    if inner.bind_failed.insert(iface) {
+                        log::warn!("{e}; retrying every {} s", RECHECK.as_secs());
+                    }
+                }
+            }
+        }
+        fresh
     }
 
     /// Give every slot its wanted pool (or none) and log what changed.
@@ -339,11 +389,10 @@ impl Shared {
         inner.served = slots;
     }
 
-    /// Start the receive threads (they run for the life of the process) of the
-    /// slots from `first` on; their pools are set.
-    fn spawn(&self, inner: &Inner, first: usize, sockets: Vec<UdpSocket>) {
-        for (k, sock) in sockets.into_iter().enumerate() {
-            let slot = first + k;
+    /// Start a receive thread (it runs for the life of the process) for each
+    /// `(slot, socket)`; their pools are set.
+    fn spawn(&self, inner: &Inner, sockets: Vec<(usize, UdpSocket)>) {
+        for (slot, sock) in sockets {
             let server = self.server.clone();
             std::thread::Builder::new()
                 .name(format!("dhcp-{}", inner.ifaces[slot]))
@@ -356,7 +405,7 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
     use dhcproto::v4::{DhcpOption, Message, MessageType};
 
@@ -384,10 +433,19 @@ pools = [ {pool} ]
 
     /// `lo` on port 0 (no root needed), appearing when `present` says so.
     fn env(present: &Arc<AtomicBool>) -> Env {
-        let present = present.clone();
+        env_with_index(present, &Arc::new(AtomicU32::new(1)))
+    }
+
+    /// Like [`env`]; `lo` has the index `index` holds while present.
+    fn env_with_index(present: &Arc<AtomicBool>, index: &Arc<AtomicU32>) -> Env {
+        let (present, here) = (present.clone(), present.clone());
+        let index = index.clone();
         Env {
             port: 0,
             exists: Arc::new(move |i| i == "lo" && present.load(Ordering::SeqCst)),
+            index: Arc::new(move |i| {
+                (i == "lo" && here.load(Ordering::SeqCst)).then(|| index.load(Ordering::SeqCst))
+            }),
             recheck: None,
         }
     }
@@ -456,6 +514,41 @@ pools = [ {pool} ]
         assert_eq!(hosts.lookup("printer"), Some(Ipv4Addr::new(10, 9, 0, 50)));
         reload(&svc, &no_pool).unwrap();
         assert_eq!(hosts.lookup("printer"), None);
+    }
+
+    #[test]
+    fn a_recreated_interface_gets_its_slot_rebound_and_an_unserved_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = Arc::new(AtomicBool::new(true));
+        let index = Arc::new(AtomicU32::new(7));
+        let svc = DhcpService::start_with(
+            &config("lo", LAN, ""),
+            &[],
+            dir.path(),
+            Hosts::default(),
+            env_with_index(&present, &index),
+        )
+        .unwrap();
+        assert_eq!(svc.shared.lock().indexes, [Some(7)]);
+        assert!(svc.shared.recheck().is_empty(), "same index: nothing to do");
+        // Deleted: nothing to bind to yet.
+        present.store(false, Ordering::SeqCst);
+        assert!(svc.shared.recheck().is_empty());
+        // Created again with a new index: the same slot, bound again, still serving.
+        index.store(9, Ordering::SeqCst);
+        present.store(true, Ordering::SeqCst);
+        assert_eq!(svc.shared.recheck(), ["lo"]);
+        assert_eq!(svc.shared.lock().ifaces, ["lo"]);
+        assert_eq!(svc.shared.lock().indexes, [Some(9)]);
+        assert_eq!(
+            discover(svc.server(), 0),
+            Some(Ipv4Addr::new(10, 9, 0, 100))
+        );
+        assert!(svc.shared.recheck().is_empty(), "rebound once only");
+        // A slot the config no longer serves is left alone.
+        reload(&svc, &config("lo", "", "")).unwrap();
+        index.store(11, Ordering::SeqCst);
+        assert!(svc.shared.recheck().is_empty());
     }
 
     #[test]
