@@ -48,18 +48,12 @@ fn udhcpc_gets_renews_and_releases_a_lease() {
     let ev = lab.dir.path().join("udhcpc.events");
     let hook = hook_script(lab.dir.path(), &ev);
     let client = &lab.clients[0];
-    let mut udhcpc = client
-        .command("busybox")
-        .args(["udhcpc", "-f", "-i", "c0", "-s"])
-        .arg(&hook)
-        .args(["-x", "hostname:laptop", "-O", "121", "-O", "mtu"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("udhcpc bound", Duration::from_secs(15), || {
-        events(&ev).iter().any(|l| l.starts_with("bound "))
-    });
+    let mut udhcpc = common::udhcpc_bound(
+        client,
+        &hook,
+        &ev,
+        &["-x", "hostname:laptop", "-O", "121", "-O", "mtu"],
+    );
     let bound = events(&ev)
         .into_iter()
         .find(|l| l.starts_with("bound "))
@@ -83,7 +77,7 @@ fn udhcpc_gets_renews_and_releases_a_lease() {
 
     // SIGUSR1: renew (a unicast REQUEST with ciaddr).
     std::thread::sleep(Duration::from_secs(1));
-    common::sh(&["kill", "-USR1", &udhcpc.id().to_string()]);
+    common::sh(&["kill", "-USR1", &udhcpc.0.id().to_string()]);
     wait_until("udhcpc renew", Duration::from_secs(15), || {
         events(&ev)
             .iter()
@@ -93,12 +87,12 @@ fn udhcpc_gets_renews_and_releases_a_lease() {
     assert!(renewed.expires > first.expires, "{first:?} -> {renewed:?}");
 
     // SIGUSR2: release.
-    common::sh(&["kill", "-USR2", &udhcpc.id().to_string()]);
+    common::sh(&["kill", "-USR2", &udhcpc.0.id().to_string()]);
     dnsd.wait_log("released 10.77.0.100", Duration::from_secs(10));
     let released = leases(&lab)[&"10.77.0.100".parse().unwrap()].clone();
     assert!(released.expires <= dnsd::dhcp::socket::unix_now());
-    udhcpc.kill().unwrap();
-    udhcpc.wait().unwrap();
+    udhcpc.0.kill().unwrap();
+    udhcpc.0.wait().unwrap();
 }
 
 #[test]
@@ -481,19 +475,7 @@ fn sighup_moves_a_client_to_its_new_reservation_and_a_bad_config_changes_nothing
     let dnsd = lab.start_dnsd(&cfg);
     let ev = lab.dir.path().join("udhcpc.events");
     let hook = hook_script(lab.dir.path(), &ev);
-    let udhcpc = lab.clients[0]
-        .command("busybox")
-        .args(["udhcpc", "-f", "-i", "c0", "-s"])
-        .arg(&hook)
-        .args(["-x", "hostname:laptop"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let udhcpc = common::KillOnDrop(udhcpc);
-    wait_until("udhcpc bound", Duration::from_secs(15), || {
-        events(&ev).iter().any(|l| l.starts_with("bound "))
-    });
+    let udhcpc = common::udhcpc_bound(&lab.clients[0], &hook, &ev, &["-x", "hostname:laptop"]);
     let first = bound(&ev);
     assert!(first.starts_with("bound 10.77.0.100 "), "{first}");
     assert!(first.contains("lease=60"), "{first}");

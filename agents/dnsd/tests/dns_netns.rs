@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use nix::sched::CloneFlags;
 
-use common::{events, hook_script, sh, wait_until, Dnsd, Lab, Netns};
+use common::{hook_script, sh, wait_until, Dnsd, Lab, Netns};
 
 /// 10 TXT strings of 200 bytes: over 2 KB, more than one UDP answer holds.
 fn big_txt(i: usize) -> String {
@@ -604,24 +604,11 @@ fn a_dhcp_client_name_resolves_forward_and_reverse() {
     client.ip(&["addr", "flush", "dev", "c0"]);
     let ev = l.lab.dir.path().join("udhcpc.events");
     let hook = hook_script(l.lab.dir.path(), &ev);
-    let mut udhcpc = client
-        .command("busybox")
-        .args(["udhcpc", "-f", "-i", "c0", "-s"])
-        .arg(&hook)
-        .args(["-x", "hostname:laptop"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("udhcpc bound", Duration::from_secs(15), || {
-        events(&ev).iter().any(|l| l.starts_with("bound "))
-    });
+    let _udhcpc = common::udhcpc_bound(client, &hook, &ev, &["-x", "hostname:laptop"]);
     l.dig(&["laptop.home.arpa", "A"])
         .assert("NOERROR", &["A 10.77.0.100"]);
     l.dig(&["+tcp", "-x", "10.77.0.100"])
         .assert("NOERROR", &["PTR laptop.home.arpa."]);
-    udhcpc.kill().unwrap();
-    udhcpc.wait().unwrap();
 }
 
 #[test]

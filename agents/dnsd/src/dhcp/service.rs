@@ -286,7 +286,6 @@ impl Shared {
     /// (re)bound.
     fn recheck(&self) -> Vec<String> {
         let mut inner = self.lock();
-        let first_new = inner.ifaces.len();
         let mut fresh = self.rebind_recreated(&mut inner);
         let missing: Vec<String> = inner
             .wanted
@@ -320,12 +319,10 @@ impl Shared {
         if fresh.is_empty() {
             return Vec::new();
         }
-        let mut added: Vec<String> = fresh
+        let added = fresh
             .iter()
-            .filter(|(slot, _)| *slot < first_new)
             .map(|(slot, _)| inner.ifaces[*slot].clone())
             .collect();
-        added.extend_from_slice(&inner.ifaces[first_new..]);
         self.install(&mut inner);
         self.spawn(&inner, fresh);
         added

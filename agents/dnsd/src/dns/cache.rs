@@ -44,7 +44,7 @@ struct Entry {
 }
 
 /// Limits, from `dns.cache`.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub max_entries: usize,
     pub max_bytes: usize,

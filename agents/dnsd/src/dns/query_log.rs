@@ -28,7 +28,7 @@ struct Bucket {
 
 /// A rate-limited query log.
 pub struct QueryLog {
-    rate: f64,
+    per_sec: u32,
     bucket: Mutex<Bucket>,
     sink: Sink,
 }
@@ -36,7 +36,7 @@ pub struct QueryLog {
 impl std::fmt::Debug for QueryLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryLog")
-            .field("rate", &self.rate)
+            .field("per_sec", &self.per_sec)
             .field("bucket", &self.bucket)
             .finish_non_exhaustive()
     }
@@ -52,7 +52,7 @@ impl QueryLog {
     /// Like [`QueryLog::new`], writing to `sink`, with the bucket full at `now`.
     pub fn with_sink(per_sec: u32, now: Instant, sink: Sink) -> Option<Self> {
         (per_sec > 0).then(|| Self {
-            rate: f64::from(per_sec),
+            per_sec,
             bucket: Mutex::new(Bucket {
                 tokens: f64::from(per_sec),
                 last: now,
@@ -62,9 +62,15 @@ impl QueryLog {
         })
     }
 
+    /// Lines a second at most.
+    pub fn per_sec(&self) -> u32 {
+        self.per_sec
+    }
+
     fn refill(&self, b: &mut Bucket, now: Instant) {
         let secs = now.saturating_duration_since(b.last).as_secs_f64();
-        b.tokens = (b.tokens + secs * self.rate).min(self.rate);
+        let rate = f64::from(self.per_sec);
+        b.tokens = (b.tokens + secs * rate).min(rate);
         b.last = now;
     }
 

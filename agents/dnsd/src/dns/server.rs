@@ -137,44 +137,55 @@ pub struct Dns {
     bound: Vec<Bound>,
 }
 
-/// What follows the config on the DNS side: the [`Reloadable`] DNS part.
+/// What follows the config on the DNS side. The [`Reloadable`] DNS part is
+/// `Arc<DnsPart>`, so a commit holds the part itself.
 #[derive(Debug)]
 pub struct DnsPart {
     hosts: Hosts,
     resolver: Arc<Resolver>,
-    listeners: Arc<Listeners>,
+    listeners: Listeners,
     downloads: Option<PathBuf>,
     /// `--dns-listen` was given: the listen addresses never follow the config.
     explicit_listen: bool,
     /// `--upstream` flags: they win over the config.
     flag_upstreams: Vec<SocketAddr>,
     /// The configured upstreams in force (empty: the learned ones are used).
-    configured: Arc<Mutex<Vec<SocketAddr>>>,
+    configured: Mutex<Vec<SocketAddr>>,
     /// netd's WAN lease file, when `--wan-lease` names one.
-    wan: Option<Arc<Mutex<WanLease>>>,
-    /// `dns.log_queries` in force.
-    log_rate: Arc<Mutex<u32>>,
+    wan: Option<Mutex<WanLease>>,
+}
+
+/// A config the DNS part accepted, ready to commit.
+struct Prepared {
+    state: State,
+    limits: Limits,
+    log_rate: u32,
+    configured: Vec<SocketAddr>,
+    /// The listen addresses to keep (`None`: explicit ones, never changed) and the
+    /// new ones, bound.
+    keep: Option<Vec<SocketAddr>>,
+    bound: Vec<Bound>,
 }
 
 impl DnsPart {
     /// Point the forwarder at the configured upstreams, or the learned ones.
-    fn use_upstreams(
-        resolver: &Resolver,
-        configured: &Mutex<Vec<SocketAddr>>,
-        wan: Option<&Mutex<WanLease>>,
-    ) {
-        let learned = wan.map(|w| w.lock().expect("WAN lease lock").learned().to_vec());
+    fn use_upstreams(&self) {
+        let learned = self
+            .wan
+            .as_ref()
+            .map(|w| w.lock().expect("WAN lease lock").learned().to_vec());
         let list = wan_lease::effective(
-            &configured.lock().expect("upstreams lock"),
+            &self.configured.lock().expect("upstreams lock"),
             learned.as_deref().unwrap_or(&[]),
         );
-        if *resolver.forwarder().upstreams() != list {
+        let forwarder = self.resolver.forwarder();
+        if *forwarder.upstreams() != list {
             if list.is_empty() {
                 log::warn!("no DNS upstreams (yet): only local names will be answered");
             } else {
                 log::info!("DNS upstreams {list:?}");
             }
-            resolver.forwarder().set_upstreams(list);
+            forwarder.set_upstreams(list);
         }
     }
 
@@ -185,21 +196,54 @@ impl DnsPart {
         let changed = wan.lock().expect("WAN lease lock").refresh(force);
         if let Some(list) = changed {
             log::info!("DNS upstreams learned on the WAN: {list:?}");
-            Self::use_upstreams(&self.resolver, &self.configured, Some(wan));
+            self.use_upstreams();
+        }
+    }
+
+    /// Apply what [`Reloadable::prepare`] accepted.
+    fn commit(&self, p: Prepared) {
+        let resolver = &self.resolver;
+        log::info!(
+            "DNS reloaded: {} blocked names, zone {}",
+            p.state.blocks.len(),
+            p.state.zone.domain()
+        );
+        resolver.swap(p.state);
+        let limits = p.limits;
+        if resolver.cache().limits() != limits {
+            log::info!(
+                "DNS cache now {} entries / {} bytes, TTL {}-{} s",
+                limits.max_entries,
+                limits.max_bytes,
+                limits.min_ttl,
+                limits.max_ttl
+            );
+            let (entries, bytes) = wire_limits(&limits);
+            resolver.set_cache_limits(limits, entries, bytes);
+        }
+        let rate = p.log_rate;
+        if resolver.query_log().map_or(0, |l| l.per_sec()) != rate {
+            log::info!("query log now at most {rate} lines a second (0: off)");
+            resolver.set_query_log(QueryLog::new(rate));
+        }
+        *self.configured.lock().expect("upstreams lock") = p.configured;
+        self.use_upstreams();
+        if let Some(keep) = p.keep {
+            self.listeners.retain(&keep);
+        }
+        for b in p.bound {
+            self.listeners.start(b);
         }
     }
 }
 
-impl Reloadable for DnsPart {
+impl Reloadable for Arc<DnsPart> {
     fn name(&self) -> &'static str {
         "DNS"
     }
 
     fn prepare(&self, cfg: &Config) -> Result<Commit, PrepareError> {
         let state = state(cfg, &self.hosts, self.downloads.as_deref())?;
-        let limits = limits(cfg);
-        let rate = cfg.dns.log_queries;
-        let configured = configured_upstreams(cfg, &self.flag_upstreams);
         let (keep, bound) = if self.explicit_listen {
             (None, Vec::new())
         } else {
@@ -214,52 +258,16 @@ impl Reloadable for DnsPart {
             }
             (Some(want), bound)
         };
-        let resolver = self.resolver.clone();
-        let listeners = self.listeners.clone();
-        let configured_now = self.configured.clone();
-        let wan = self.wan.clone();
-        let log_rate = self.log_rate.clone();
-        Ok(Box::new(move || {
-            log::info!(
-                "DNS reloaded: {} blocked names, zone {}",
-                state.blocks.len(),
-                state.zone.domain()
-            );
-            resolver.swap(state);
-            let old = resolver.cache().limits();
-            if (old.max_entries, old.max_bytes, old.min_ttl, old.max_ttl)
-                != (
-                    limits.max_entries,
-                    limits.max_bytes,
-                    limits.min_ttl,
-                    limits.max_ttl,
-                )
-            {
-                log::info!(
-                    "DNS cache now {} entries / {} bytes, TTL {}-{} s",
-                    limits.max_entries,
-                    limits.max_bytes,
-                    limits.min_ttl,
-                    limits.max_ttl
-                );
-                let (entries, bytes) = wire_limits(&limits);
-                resolver.set_cache_limits(limits, entries, bytes);
-            }
-            let mut r = log_rate.lock().expect("log rate lock");
-            if *r != rate {
-                log::info!("query log now at most {rate} lines a second (0: off)");
-                resolver.set_query_log(QueryLog::new(rate));
-                *r = rate;
-            }
-            *configured_now.lock().expect("upstreams lock") = configured;
-            DnsPart::use_upstreams(&resolver, &configured_now, wan.as_deref());
-            if let Some(keep) = keep {
-                listeners.retain(&keep);
-            }
-            for b in bound {
-                listeners.start(b);
-            }
-        }))
+        let prepared = Prepared {
+            state,
+            limits: limits(cfg),
+            log_rate: cfg.dns.log_queries,
+            configured: configured_upstreams(cfg, &self.flag_upstreams),
+            keep,
+            bound,
+        };
+        let part = Arc::clone(self);
+        Ok(Box::new(move || part.commit(prepared)))
     }
 }
 
@@ -331,14 +339,13 @@ impl Dns {
         }
         let part = Arc::new(DnsPart {
             hosts: hosts.clone(),
-            listeners: Arc::new(Listeners::new(resolver.clone(), runtime.handle().clone())),
+            listeners: Listeners::new(resolver.clone(), runtime.handle().clone()),
             resolver,
             downloads: opts.downloads.clone(),
             explicit_listen: explicit,
             flag_upstreams: opts.upstreams.clone(),
-            configured: Arc::new(Mutex::new(configured)),
-            wan: wan.map(|w| Arc::new(Mutex::new(w))),
-            log_rate: Arc::new(Mutex::new(cfg.dns.log_queries)),
+            configured: Mutex::new(configured),
+            wan: wan.map(Mutex::new),
         });
         Ok(Self {
             runtime,
@@ -360,7 +367,7 @@ impl Dns {
             part,
             bound,
         } = self;
-        let mut parts: Vec<Arc<dyn Reloadable>> = vec![part.clone()];
+        let mut parts: Vec<Arc<dyn Reloadable>> = vec![Arc::new(part.clone())];
         parts.extend(others);
         let reloader = Arc::new(Reloader {
             config,

@@ -193,6 +193,16 @@ struct Inner {
     generation: u64,
 }
 
+impl Inner {
+    /// Drop every entry; answers built from the state before this are refused by
+    /// [`WireCache::insert`] (the generation moves on).
+    fn forget_all(&mut self) {
+        self.map.clear();
+        self.bytes = 0;
+        self.generation += 1;
+    }
+}
+
 /// The encoded-answer cache; shared by every UDP worker.
 #[derive(Debug)]
 pub struct WireCache {
@@ -219,9 +229,7 @@ impl WireCache {
         let mut g = self.inner.write().expect("wire cache lock");
         g.max_entries = max_entries;
         g.max_bytes = max_bytes;
-        g.map.clear();
-        g.bytes = 0;
-        g.generation += 1;
+        g.forget_all();
     }
 
     /// Write the answer to `req` (parsed as `q`) into `out` if one is stored and fresh.
@@ -304,10 +312,7 @@ impl WireCache {
 
     /// Forget everything (a reload).
     pub fn clear(&self) {
-        let mut g = self.inner.write().expect("wire cache lock");
-        g.map.clear();
-        g.bytes = 0;
-        g.generation += 1;
+        self.inner.write().expect("wire cache lock").forget_all();
     }
 
     /// Entries stored.

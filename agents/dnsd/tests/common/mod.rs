@@ -406,6 +406,25 @@ pub fn append(path: &Path, line: &str) {
     writeln!(f, "{line}").unwrap();
 }
 
+/// busybox `udhcpc` in the foreground on `c0` of `ns` with `hook` as its script
+/// (which logs to `ev`) and `extra` arguments, once it is bound.
+pub fn udhcpc_bound(ns: &Netns, hook: &Path, ev: &Path, extra: &[&str]) -> KillOnDrop {
+    let child = ns
+        .command("busybox")
+        .args(["udhcpc", "-f", "-i", "c0", "-s"])
+        .arg(hook)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning busybox udhcpc");
+    let udhcpc = KillOnDrop(child);
+    wait_until("udhcpc bound", Duration::from_secs(15), || {
+        events(ev).iter().any(|l| l.starts_with("bound "))
+    });
+    udhcpc
+}
+
 /// A child process killed (SIGKILL) and reaped on drop.
 #[derive(Debug)]
 pub struct KillOnDrop(pub Child);
